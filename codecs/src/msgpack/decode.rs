@@ -1,0 +1,426 @@
+//! Frame body → [`Msg`], accepting what msgspec accepts: the tag at any
+//! position, unknown keys ignored, missing defaults filled in.
+
+use super::reader::{wrong_type, Reader, Result};
+use crate::codec::{DecodeError, DecodeErrorKind};
+use crate::msg::*;
+use bytes::Bytes;
+
+pub(super) fn decode_frame(frame: &Bytes) -> Result<Msg> {
+    if frame.is_empty() {
+        return Err(DecodeError::new(DecodeErrorKind::Empty));
+    }
+    let mut r = Reader::new(frame);
+    if r.map_len()?.is_none() {
+        return Err(DecodeError::new(DecodeErrorKind::NotAMap));
+    }
+    r.set_pos(0);
+    let decoded =
+        decode_map(&mut r, false).and_then(|msg| match r.remaining() {
+            0 => Ok(msg),
+            n => Err(DecodeError::new(DecodeErrorKind::TrailingBytes(n))
+                .with_msg_type(msg.kind().as_str())),
+        });
+    decoded.map_err(|e| match e.cid() {
+        Some(_) => e,
+        None => {
+            let cid = scan_cid(frame);
+            e.with_cid(cid)
+        }
+    })
+}
+
+/// Best effort: the `cid` of a frame that failed to decode, so the error
+/// can be routed to its dialog.
+fn scan_cid(frame: &Bytes) -> Option<Cid> {
+    let mut r = Reader::new(frame);
+    let n = r.map_len().ok()??;
+    for _ in 0..n {
+        let key = r.str("str").ok()?;
+        if key == "cid" {
+            return r.str("str").ok().map(Cid::from);
+        }
+        r.raw_value().ok()?;
+    }
+    None
+}
+
+/// Decodes one tagged map. `payload_only` restricts it to the messages a
+/// `_bad_msg` may hold, checked before any field is read.
+fn decode_map(r: &mut Reader<'_>, payload_only: bool) -> Result<Msg> {
+    let at = r.peek()?;
+    let n = r.map_len()?.ok_or_else(|| wrong_type("map", at))?;
+    let body = r.pos();
+    let tag = find_tag(r, n)?;
+    let kind = MsgKind::from_wire(tag)
+        .ok_or_else(|| DecodeError::new(DecodeErrorKind::UnknownTag).with_msg_type(tag))?;
+    if payload_only && !matches!(kind, MsgKind::Started | MsgKind::Yield | MsgKind::Return) {
+        return Err(DecodeError::new(DecodeErrorKind::WrongType {
+            expected: "Started|Yield|Return|None",
+            found: tag.to_owned(),
+        }));
+    }
+    r.set_pos(body);
+    let fields = Fields { n };
+    let msg = match kind {
+        MsgKind::Aid => fields.aid(r).map(Msg::Aid),
+        MsgKind::SpawnSpec => fields.spawn_spec(r).map(Msg::SpawnSpec),
+        MsgKind::Start => fields.start(r).map(Msg::Start),
+        MsgKind::StartAck => fields.start_ack(r).map(Msg::StartAck),
+        MsgKind::Started => fields
+            .payload(r)
+            .map(|(cid, pld)| Msg::Started(Started { cid, pld })),
+        MsgKind::Yield => fields
+            .payload(r)
+            .map(|(cid, pld)| Msg::Yield(Yield { cid, pld })),
+        MsgKind::Return => fields
+            .payload(r)
+            .map(|(cid, pld)| Msg::Return(Return { cid, pld })),
+        MsgKind::Stop => fields.stop(r).map(Msg::Stop),
+        MsgKind::CancelAck => fields.cancel_ack(r).map(Msg::CancelAck),
+        MsgKind::Error => fields.error(r).map(Msg::Error),
+    };
+    msg.map_err(|e| e.with_msg_type(tag))
+}
+
+/// Finds the `msg_type` value among `n` entries (usually the first).
+fn find_tag<'a>(r: &mut Reader<'a>, n: usize) -> Result<&'a str> {
+    for _ in 0..n {
+        let key = r.str("str key")?;
+        if key == "msg_type" {
+            return r.str("str").map_err(|e| e.with_field("msg_type"));
+        }
+        r.raw_value()?;
+    }
+    Err(DecodeError::new(DecodeErrorKind::MissingTag))
+}
+
+fn required<T>(value: Option<T>, field: &'static str) -> Result<T> {
+    value.ok_or_else(|| DecodeError::new(DecodeErrorKind::MissingField).with_field(field))
+}
+
+/// The entries of one message map.
+struct Fields {
+    n: usize,
+}
+
+impl Fields {
+    /// Calls `f` for every key; `f` returns `false` for keys it does not
+    /// know, which are skipped. Errors get the key as their field.
+    fn each<'a>(
+        &self,
+        r: &mut Reader<'a>,
+        mut f: impl FnMut(&mut Reader<'a>, &'a str) -> Result<bool>,
+    ) -> Result<()> {
+        for _ in 0..self.n {
+            let key = r.str("str key")?;
+            let known = f(r, key).map_err(|e| e.within(key))?;
+            if !known {
+                r.raw_value()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn aid(&self, r: &mut Reader<'_>) -> Result<Aid> {
+        let (mut name, mut uuid, mut pid, mut is_registrar, mut is_probe) =
+            (None, None, None, None, false);
+        self.each(r, |r, key| {
+            match key {
+                "name" => name = Some(r.str("str")?.to_owned()),
+                "uuid" => uuid = Some(r.str("str")?.to_owned()),
+                "pid" => pid = opt_u64(r)?,
+                "is_registrar" => is_registrar = if r.nil()? { None } else { Some(r.bool()?) },
+                "is_probe" => is_probe = r.bool()?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(Aid {
+            name: required(name, "name")?,
+            uuid: required(uuid, "uuid")?,
+            pid,
+            is_registrar,
+            is_probe,
+        })
+    }
+
+    fn spawn_spec(&self, r: &mut Reader<'_>) -> Result<SpawnSpec> {
+        let (mut main_data, mut runtime_vars, mut modules, mut reg, mut bind) =
+            (None, None, None, None, None);
+        self.each(r, |r, key| {
+            match key {
+                "_parent_main_data" => main_data = Some(raw_map(r)?),
+                "_runtime_vars" => runtime_vars = Some(raw_map(r)?),
+                "enable_modules" => modules = Some(str_pairs(r)?),
+                "reg_addrs" => reg = Some(addrs(r)?),
+                "bind_addrs" => bind = if r.nil()? { None } else { Some(addrs(r)?) },
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(SpawnSpec {
+            parent_main_data: required(main_data, "_parent_main_data")?,
+            runtime_vars: required(runtime_vars, "_runtime_vars")?,
+            enable_modules: required(modules, "enable_modules")?,
+            reg_addrs: required(reg, "reg_addrs")?,
+            bind_addrs: bind,
+        })
+    }
+
+    fn start(&self, r: &mut Reader<'_>) -> Result<Start> {
+        let (mut cid, mut ns, mut func, mut kwargs, mut uid, mut pld_spec) =
+            (None, None, None, None, None, None);
+        self.each(r, |r, key| {
+            match key {
+                "cid" => cid = Some(read_cid(r)?),
+                "ns" => ns = Some(r.str("str")?.to_owned()),
+                "func" => func = Some(r.str("str")?.to_owned()),
+                "kwargs" => kwargs = Some(raw_map(r)?),
+                "uid" => uid = Some(read_uid(r)?),
+                "pld_spec" => pld_spec = Some(r.str("str")?.to_owned()),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(Start {
+            cid: required(cid, "cid")?,
+            ns: required(ns, "ns")?,
+            func: required(func, "func")?,
+            kwargs: required(kwargs, "kwargs")?,
+            uid: required(uid, "uid")?,
+            pld_spec: pld_spec.unwrap_or_else(|| Start::DEFAULT_PLD_SPEC.to_owned()),
+        })
+    }
+
+    fn start_ack(&self, r: &mut Reader<'_>) -> Result<StartAck> {
+        let (mut cid, mut functype) = (None, None);
+        self.each(r, |r, key| {
+            match key {
+                "cid" => cid = Some(read_cid(r)?),
+                "functype" => {
+                    const EXPECTED: &str = "'asyncfunc'|'asyncgen'|'context'";
+                    let s = r.str(EXPECTED)?;
+                    functype = Some(FuncType::from_wire(s).ok_or_else(|| {
+                        DecodeError::new(DecodeErrorKind::WrongType {
+                            expected: EXPECTED,
+                            found: format!("{s:?}"),
+                        })
+                    })?);
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(StartAck {
+            cid: required(cid, "cid")?,
+            functype: required(functype, "functype")?,
+        })
+    }
+
+    fn payload(&self, r: &mut Reader<'_>) -> Result<(Cid, RawPayload)> {
+        let (mut cid, mut pld) = (None, None);
+        self.each(r, |r, key| {
+            match key {
+                "cid" => cid = Some(read_cid(r)?),
+                "pld" => pld = Some(RawPayload::new(r.raw_value()?)),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok((required(cid, "cid")?, required(pld, "pld")?))
+    }
+
+    fn stop(&self, r: &mut Reader<'_>) -> Result<Stop> {
+        let mut cid = None;
+        self.each(r, |r, key| match key {
+            "cid" => {
+                cid = Some(read_cid(r)?);
+                Ok(true)
+            }
+            _ => Ok(false),
+        })?;
+        Ok(Stop {
+            cid: required(cid, "cid")?,
+        })
+    }
+
+    fn cancel_ack(&self, r: &mut Reader<'_>) -> Result<CancelAck> {
+        let (mut cid, mut pld) = (None, None);
+        self.each(r, |r, key| {
+            match key {
+                "cid" => cid = Some(read_cid(r)?),
+                "pld" => pld = Some(r.bool()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(CancelAck {
+            cid: required(cid, "cid")?,
+            pld: required(pld, "pld")?,
+        })
+    }
+
+    fn error(&self, r: &mut Reader<'_>) -> Result<Error> {
+        let (mut src_uid, mut src_type_str, mut boxed_type_str, mut relay_path) =
+            (None, None, None, None);
+        let (mut message, mut tb_str, mut canceller, mut sender, mut cid) =
+            (None, String::new(), None, None, None);
+        let (mut bad_msg, mut bad_msg_as_dict) = (None, None);
+        self.each(r, |r, key| {
+            match key {
+                "src_uid" => src_uid = Some(read_uid(r)?),
+                "src_type_str" => src_type_str = Some(r.str("str")?.to_owned()),
+                "boxed_type_str" => boxed_type_str = Some(r.str("str")?.to_owned()),
+                "relay_path" => relay_path = Some(uid_list(r)?),
+                "message" => message = opt(r, |r| Ok(r.str("str|None")?.to_owned()))?,
+                "tb_str" => tb_str = r.str("str")?.to_owned(),
+                "canceller" => canceller = opt(r, read_uid)?,
+                "sender" => sender = opt(r, read_uid)?,
+                "cid" => cid = opt(r, read_cid)?,
+                "_bad_msg" => bad_msg = opt(r, |r| decode_map(r, true).map(Box::new))?,
+                "_bad_msg_as_dict" => bad_msg_as_dict = opt(r, raw_map)?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(Error {
+            src_uid: required(src_uid, "src_uid")?,
+            src_type_str: required(src_type_str, "src_type_str")?,
+            boxed_type_str: required(boxed_type_str, "boxed_type_str")?,
+            relay_path: required(relay_path, "relay_path")?,
+            message,
+            tb_str,
+            canceller,
+            sender,
+            cid,
+            bad_msg,
+            bad_msg_as_dict,
+        })
+    }
+}
+
+/// `T | None`.
+fn opt<'a, T>(
+    r: &mut Reader<'a>,
+    f: impl FnOnce(&mut Reader<'a>) -> Result<T>,
+) -> Result<Option<T>> {
+    if r.nil()? {
+        Ok(None)
+    } else {
+        f(r).map(Some)
+    }
+}
+
+fn opt_u64(r: &mut Reader<'_>) -> Result<Option<u64>> {
+    if r.nil()? {
+        return Ok(None);
+    }
+    let at = r.peek()?;
+    let v = r.int().map_err(|_| wrong_type("int|None", at))?;
+    u64::try_from(v).map(Some).map_err(|_| {
+        DecodeError::new(DecodeErrorKind::WrongType {
+            expected: "non-negative int|None",
+            found: v.to_string(),
+        })
+    })
+}
+
+fn read_cid(r: &mut Reader<'_>) -> Result<Cid> {
+    r.str("str").map(Cid::from)
+}
+
+const UID: &str = "array of 2 str";
+
+fn read_uid(r: &mut Reader<'_>) -> Result<Uid> {
+    let at = r.peek()?;
+    match r.array_len()? {
+        Some(2) => {
+            let name = r.str(UID)?.to_owned();
+            let uuid = r.str(UID)?.to_owned();
+            Ok(Uid { name, uuid })
+        }
+        Some(n) => Err(DecodeError::new(DecodeErrorKind::WrongType {
+            expected: UID,
+            found: format!("array of length {n}"),
+        })),
+        None => Err(wrong_type(UID, at)),
+    }
+}
+
+fn uid_list(r: &mut Reader<'_>) -> Result<Vec<Uid>> {
+    let at = r.peek()?;
+    let n = r
+        .array_len()?
+        .ok_or_else(|| wrong_type("array of uids", at))?;
+    // `n` is bounded by the bytes left, and each uid takes at least 3 bytes.
+    let mut out = Vec::with_capacity(n.min(r.remaining() / 3));
+    for i in 0..n {
+        out.push(read_uid(r).map_err(|e| e.within(&i.to_string()))?);
+    }
+    Ok(out)
+}
+
+/// A map value, kept raw; its keys must be str (`dict[str, Any]`).
+fn raw_map(r: &mut Reader<'_>) -> Result<RawPayload> {
+    let start = r.pos();
+    let at = r.peek()?;
+    let n = r.map_len()?.ok_or_else(|| wrong_type("dict", at))?;
+    for _ in 0..n {
+        r.str("str key")?;
+        r.raw_value()?;
+    }
+    let end = r.pos();
+    r.set_pos(start);
+    let raw = r.raw_value()?;
+    debug_assert_eq!(r.pos(), end);
+    Ok(RawPayload::new(raw))
+}
+
+fn str_pairs(r: &mut Reader<'_>) -> Result<Vec<(String, String)>> {
+    let at = r.peek()?;
+    let n = r
+        .map_len()?
+        .ok_or_else(|| wrong_type("dict[str, str]", at))?;
+    let mut out = Vec::with_capacity(n.min(r.remaining() / 2));
+    for _ in 0..n {
+        let k = r.str("str key")?.to_owned();
+        let v = r.str("str")?.to_owned();
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+fn addrs(r: &mut Reader<'_>) -> Result<Vec<Addr>> {
+    const ADDR: &str = "[str, int|str]";
+    let at = r.peek()?;
+    let n = r
+        .array_len()?
+        .ok_or_else(|| wrong_type("array of addresses", at))?;
+    let mut out = Vec::with_capacity(n.min(r.remaining() / 3));
+    for _ in 0..n {
+        let at = r.peek()?;
+        if r.array_len()? != Some(2) {
+            return Err(wrong_type(ADDR, at));
+        }
+        let host = r.str(ADDR)?.to_owned();
+        let addr = if super::reader::type_name(r.peek()?) == "str" {
+            Addr::Uds {
+                dir: host,
+                file: r.str(ADDR)?.to_owned(),
+            }
+        } else {
+            let at = r.peek()?;
+            let port = r.int().map_err(|_| wrong_type(ADDR, at))?;
+            let port = u16::try_from(port).map_err(|_| {
+                DecodeError::new(DecodeErrorKind::WrongType {
+                    expected: "port in 0..=65535",
+                    found: port.to_string(),
+                })
+            })?;
+            Addr::Tcp { host, port }
+        };
+        out.push(addr);
+    }
+    Ok(out)
+}

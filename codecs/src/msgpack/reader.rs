@@ -1,0 +1,248 @@
+//! A bounds-checked msgpack cursor over one frame.
+//!
+//! Hand-written on purpose: the envelope walk is this crate's hot path, it
+//! must hand out zero-copy slices of the frame for raw payloads, and it
+//! must never trust a length the peer claims. Marker classification is
+//! `rmp`'s; nothing here allocates except the strings it returns.
+
+use crate::codec::{DecodeError, DecodeErrorKind};
+use bytes::Bytes;
+use rmp::Marker;
+
+pub(super) type Result<T> = std::result::Result<T, DecodeError>;
+
+fn truncated() -> DecodeError {
+    DecodeError::new(DecodeErrorKind::Malformed("unexpected end of frame".into()))
+}
+
+/// A short name of the msgpack type starting with `marker`, for errors.
+pub(super) fn type_name(marker: Marker) -> &'static str {
+    match marker {
+        Marker::FixPos(_) | Marker::FixNeg(_) => "int",
+        Marker::U8 | Marker::U16 | Marker::U32 | Marker::U64 => "int",
+        Marker::I8 | Marker::I16 | Marker::I32 | Marker::I64 => "int",
+        Marker::F32 | Marker::F64 => "float",
+        Marker::Null => "nil",
+        Marker::True | Marker::False => "bool",
+        Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => "str",
+        Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => "bin",
+        Marker::FixArray(_) | Marker::Array16 | Marker::Array32 => "array",
+        Marker::FixMap(_) | Marker::Map16 | Marker::Map32 => "map",
+        Marker::FixExt1 | Marker::FixExt2 | Marker::FixExt4 | Marker::FixExt8 => "ext",
+        Marker::FixExt16 | Marker::Ext8 | Marker::Ext16 | Marker::Ext32 => "ext",
+        Marker::Reserved => "reserved marker 0xc1",
+    }
+}
+
+pub(super) fn wrong_type(expected: &'static str, found: Marker) -> DecodeError {
+    DecodeError::new(DecodeErrorKind::WrongType {
+        expected,
+        found: type_name(found).to_owned(),
+    })
+}
+
+/// A cursor over `frame`.
+pub(super) struct Reader<'a> {
+    frame: &'a Bytes,
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(super) fn new(frame: &'a Bytes) -> Self {
+        Reader { frame, pos: 0 }
+    }
+
+    pub(super) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(super) fn set_pos(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
+    pub(super) fn remaining(&self) -> usize {
+        self.frame.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if n > self.remaining() {
+            return Err(truncated());
+        }
+        let frame: &'a [u8] = self.frame;
+        let out = &frame[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(out)
+    }
+
+    fn be(&mut self, n: usize) -> Result<u64> {
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    }
+
+    /// Reads the next marker without consuming it.
+    pub(super) fn peek(&self) -> Result<Marker> {
+        self.frame
+            .get(self.pos)
+            .map(|b| Marker::from_u8(*b))
+            .ok_or_else(truncated)
+    }
+
+    pub(super) fn marker(&mut self) -> Result<Marker> {
+        let m = self.peek()?;
+        self.pos += 1;
+        Ok(m)
+    }
+
+    /// The length that follows a str marker, or `None` for another type.
+    fn str_len(&mut self, m: Marker) -> Result<Option<usize>> {
+        Ok(Some(match m {
+            Marker::FixStr(n) => usize::from(n),
+            Marker::Str8 => self.be(1)? as usize,
+            Marker::Str16 => self.be(2)? as usize,
+            Marker::Str32 => self.be(4)? as usize,
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Reads a map header; `None` (nothing consumed) if the next value is
+    /// not a map. The count is checked against the bytes left, so a claim
+    /// of 2^32 entries in a short frame fails here.
+    pub(super) fn map_len(&mut self) -> Result<Option<usize>> {
+        let start = self.pos;
+        let n = match self.marker()? {
+            Marker::FixMap(n) => usize::from(n),
+            Marker::Map16 => self.be(2)? as usize,
+            Marker::Map32 => self.be(4)? as usize,
+            _ => {
+                self.pos = start;
+                return Ok(None);
+            }
+        };
+        if n > self.remaining() / 2 {
+            return Err(truncated());
+        }
+        Ok(Some(n))
+    }
+
+    /// Reads an array header; `None` (nothing consumed) if not an array.
+    pub(super) fn array_len(&mut self) -> Result<Option<usize>> {
+        let start = self.pos;
+        let n = match self.marker()? {
+            Marker::FixArray(n) => usize::from(n),
+            Marker::Array16 => self.be(2)? as usize,
+            Marker::Array32 => self.be(4)? as usize,
+            _ => {
+                self.pos = start;
+                return Ok(None);
+            }
+        };
+        if n > self.remaining() {
+            return Err(truncated());
+        }
+        Ok(Some(n))
+    }
+
+    /// Reads a str, or fails with a `WrongType` naming `expected`.
+    pub(super) fn str(&mut self, expected: &'static str) -> Result<&'a str> {
+        let m = self.marker()?;
+        match self.str_len(m)? {
+            Some(n) => std::str::from_utf8(self.take(n)?).map_err(|e| {
+                DecodeError::new(DecodeErrorKind::Malformed(format!(
+                    "invalid UTF-8 in str: {e}"
+                )))
+            }),
+            None => Err(wrong_type(expected, m)),
+        }
+    }
+
+    /// Consumes a nil if one is next.
+    pub(super) fn nil(&mut self) -> Result<bool> {
+        if self.peek()? == Marker::Null {
+            self.pos += 1;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    pub(super) fn bool(&mut self) -> Result<bool> {
+        match self.marker()? {
+            Marker::True => Ok(true),
+            Marker::False => Ok(false),
+            m => Err(wrong_type("bool", m)),
+        }
+    }
+
+    /// Reads any int that fits an `i128` (msgpack ints always do).
+    pub(super) fn int(&mut self) -> Result<i128> {
+        Ok(match self.marker()? {
+            Marker::FixPos(v) => i128::from(v),
+            Marker::FixNeg(v) => i128::from(v),
+            Marker::U8 => i128::from(self.be(1)?),
+            Marker::U16 => i128::from(self.be(2)?),
+            Marker::U32 => i128::from(self.be(4)?),
+            Marker::U64 => i128::from(self.be(8)?),
+            Marker::I8 => i128::from(self.be(1)? as u8 as i8),
+            Marker::I16 => i128::from(self.be(2)? as u16 as i16),
+            Marker::I32 => i128::from(self.be(4)? as u32 as i32),
+            Marker::I64 => i128::from(self.be(8)? as i64),
+            m => return Err(wrong_type("int", m)),
+        })
+    }
+
+    /// Skips one whole value and returns it as a zero-copy slice.
+    ///
+    /// Iterative: it only counts the values still owed, so no nesting depth
+    /// can exhaust the stack, and every claimed count is checked against
+    /// the bytes left (each value takes at least one byte).
+    pub(super) fn raw_value(&mut self) -> Result<Bytes> {
+        let start = self.pos;
+        let mut owed: usize = 1;
+        while owed > 0 {
+            owed -= 1;
+            let m = self.marker()?;
+            let skip = match m {
+                Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null => 0,
+                Marker::True | Marker::False => 0,
+                Marker::U8 | Marker::I8 => 1,
+                Marker::U16 | Marker::I16 => 2,
+                Marker::U32 | Marker::I32 | Marker::F32 => 4,
+                Marker::U64 | Marker::I64 | Marker::F64 => 8,
+                Marker::FixStr(n) => usize::from(n),
+                Marker::Str8 | Marker::Bin8 => self.be(1)? as usize,
+                Marker::Str16 | Marker::Bin16 => self.be(2)? as usize,
+                Marker::Str32 | Marker::Bin32 => self.be(4)? as usize,
+                Marker::FixExt1 => 2,
+                Marker::FixExt2 => 3,
+                Marker::FixExt4 => 5,
+                Marker::FixExt8 => 9,
+                Marker::FixExt16 => 17,
+                Marker::Ext8 => self.be(1)? as usize + 1,
+                Marker::Ext16 => self.be(2)? as usize + 1,
+                Marker::Ext32 => self.be(4)? as usize + 1,
+                Marker::FixArray(_) | Marker::Array16 | Marker::Array32 => {
+                    self.pos -= 1;
+                    owed += self.array_len()?.unwrap_or(0);
+                    0
+                }
+                Marker::FixMap(_) | Marker::Map16 | Marker::Map32 => {
+                    self.pos -= 1;
+                    owed += 2 * self.map_len()?.unwrap_or(0);
+                    0
+                }
+                Marker::Reserved => {
+                    return Err(DecodeError::new(DecodeErrorKind::Malformed(
+                        "reserved marker 0xc1".into(),
+                    )))
+                }
+            };
+            self.take(skip)?;
+            if owed > self.remaining() {
+                return Err(truncated());
+            }
+        }
+        Ok(self.frame.slice(start..self.pos))
+    }
+}

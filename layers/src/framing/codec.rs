@@ -1,0 +1,112 @@
+use super::{FrameError, HEADER_LEN};
+use bytes::{Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+/// Most the read buffer is grown ahead of bytes that have arrived.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
+/// tractor's framing: a `u32` little-endian body length, then the body.
+///
+/// Decoding yields each body as [`Bytes`] (the header stripped), so later
+/// layers can slice payloads out of it without copying.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use scipp_layers::framing::FrameCodec;
+/// use tokio_util::codec::Decoder;
+///
+/// let mut codec = FrameCodec::new(1024);
+/// let mut buf = BytesMut::from(&b"\x05\x00\x00\x00hello"[..]);
+/// assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), "hello");
+/// ```
+#[derive(Debug)]
+pub struct FrameCodec {
+    inner: LengthDelimitedCodec,
+    max_frame_len: usize,
+}
+
+impl FrameCodec {
+    /// A codec refusing bodies longer than `max_frame_len` bytes.
+    pub fn new(max_frame_len: usize) -> Self {
+        let inner = LengthDelimitedCodec::builder()
+            .little_endian()
+            .length_field_length(HEADER_LEN)
+            .max_frame_length(max_frame_len)
+            .new_codec();
+        FrameCodec {
+            inner,
+            max_frame_len,
+        }
+    }
+
+    /// The largest body accepted, in bytes.
+    pub fn max_frame_len(&self) -> usize {
+        self.max_frame_len
+    }
+
+    fn claimed_len(src: &BytesMut) -> Option<usize> {
+        let header: [u8; HEADER_LEN] = src.get(..HEADER_LEN)?.try_into().ok()?;
+        Some(u32::from_le_bytes(header) as usize)
+    }
+}
+
+impl Default for FrameCodec {
+    fn default() -> Self {
+        FrameCodec::new(super::DEFAULT_MAX_FRAME_LEN)
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Bytes;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        let Some(claimed) = Self::claimed_len(src) else {
+            return Ok(None);
+        };
+        if claimed > self.max_frame_len {
+            return Err(FrameError::TooLarge {
+                claimed,
+                max: self.max_frame_len,
+            });
+        }
+        let missing = (HEADER_LEN + claimed).saturating_sub(src.len());
+        if missing > 0 {
+            // LengthDelimitedCodec would reserve the whole claimed length
+            // here; grow only a bounded step ahead of what has arrived.
+            src.reserve(missing.min(RESERVE_AHEAD));
+            return Ok(None);
+        }
+        // The whole frame is buffered: the inner codec reads the header and
+        // splits the body off in one call, reserving nothing big.
+        match self.inner.decode(src) {
+            Ok(frame) => Ok(frame.map(BytesMut::freeze)),
+            Err(e) => Err(FrameError::Io(e)),
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() => Ok(None),
+            None => Err(FrameError::Truncated {
+                expected: HEADER_LEN + Self::claimed_len(src).unwrap_or(0),
+                received: src.len(),
+            }),
+        }
+    }
+}
+
+impl Encoder<Bytes> for FrameCodec {
+    type Error = FrameError;
+
+    fn encode(&mut self, body: Bytes, dst: &mut BytesMut) -> Result<(), FrameError> {
+        if body.len() > self.max_frame_len {
+            return Err(FrameError::TooLarge {
+                claimed: body.len(),
+                max: self.max_frame_len,
+            });
+        }
+        self.inner.encode(body, dst).map_err(FrameError::Io)
+    }
+}

@@ -1,0 +1,139 @@
+//! tractor's framing over real byte streams, and hostile headers.
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use proptest::prelude::*;
+use scipp_layers::framing::{FrameCodec, FrameError, FramingLayer};
+use tokio::io::AsyncWriteExt;
+use tokio_util::codec::{Decoder, FramedRead};
+use tower::Layer;
+
+#[tokio::test]
+async fn frames_roundtrip_over_a_duplex_with_tractors_header() {
+    let (a, b) = tokio::io::duplex(16);
+    let layer = FramingLayer::new();
+    let (mut tx, mut rx) = (layer.layer(a), layer.layer(b));
+    let bodies = [
+        Bytes::from_static(b"x"),
+        Bytes::from(vec![7u8; 70_000]),
+        Bytes::new(),
+    ];
+    let send = async {
+        for body in bodies.clone() {
+            tx.send(body).await.unwrap();
+        }
+    };
+    let recv = async {
+        let mut got = Vec::new();
+        for _ in 0..bodies.len() {
+            got.push(rx.next().await.unwrap().unwrap());
+        }
+        got
+    };
+    let ((), got) = tokio::join!(send, recv);
+    assert_eq!(got, bodies);
+}
+
+#[test]
+fn header_is_u32_little_endian() {
+    // `Stop(cid="c1")` from the spec: 0x16 = 22 body bytes.
+    let wire = b"\x16\x00\x00\x00\x82\xa8msg_type\xa4Stop\xa3cid\xa2c1";
+    let mut buf = BytesMut::from(&wire[..]);
+    let body = FrameCodec::default().decode(&mut buf).unwrap().unwrap();
+    assert_eq!(body.len(), 22);
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn oversize_claim_is_refused_without_allocating_it() {
+    let mut codec = FrameCodec::new(1024);
+    let mut buf = BytesMut::from(&0xffff_ffffu32.to_le_bytes()[..]);
+    let before = buf.capacity();
+    match codec.decode(&mut buf) {
+        Err(FrameError::TooLarge { claimed, max }) => {
+            assert_eq!((claimed, max), (0xffff_ffff, 1024));
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert_eq!(buf.capacity(), before);
+}
+
+#[test]
+fn a_claim_under_the_max_reserves_only_a_bounded_step() {
+    // Max 4 GiB - 1 (tractor's own limit), header claims 3 GiB, 10 bytes came.
+    let mut codec = FrameCodec::new(u32::MAX as usize);
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&(3u32 << 30).to_le_bytes());
+    buf.extend_from_slice(&[0; 10]);
+    assert!(codec.decode(&mut buf).unwrap().is_none());
+    assert!(
+        buf.capacity() < 1 << 20,
+        "reserved {} bytes",
+        buf.capacity()
+    );
+}
+
+#[tokio::test]
+async fn truncated_frame_at_eof_is_a_typed_error() {
+    let (mut w, r) = tokio::io::duplex(64);
+    w.write_all(b"\x10\x00\x00\x00only6b").await.unwrap();
+    drop(w);
+    let mut rx = FramedRead::new(r, FrameCodec::default());
+    match rx.next().await {
+        Some(Err(FrameError::Truncated { expected, received })) => {
+            assert_eq!((expected, received), (20, 10));
+        }
+        other => panic!("expected Truncated, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn clean_eof_between_frames_ends_the_stream() {
+    let (mut w, r) = tokio::io::duplex(64);
+    w.write_all(b"\x02\x00\x00\x00ok").await.unwrap();
+    drop(w);
+    let mut rx = FramedRead::new(r, FrameCodec::default());
+    assert_eq!(rx.next().await.unwrap().unwrap(), "ok");
+    assert!(rx.next().await.is_none());
+}
+
+#[tokio::test]
+async fn sending_an_oversize_body_fails_locally() {
+    let (a, _b) = tokio::io::duplex(64);
+    let mut tx = FramingLayer::builder()
+        .max_frame_len(4)
+        .new_layer()
+        .layer(a);
+    let err = tx.send(Bytes::from_static(b"12345")).await.unwrap_err();
+    assert!(matches!(err, FrameError::TooLarge { claimed: 5, max: 4 }));
+}
+
+proptest! {
+    /// Arbitrary bytes, fed in arbitrary chunks, never panic the framer and
+    /// never grow its buffer past what arrived plus one bounded step.
+    #[test]
+    fn arbitrary_bytes_never_panic_or_overallocate(
+        data in proptest::collection::vec(any::<u8>(), 0..4096),
+        chunk in 1usize..512,
+        max in 0usize..(1 << 20),
+    ) {
+        let mut codec = FrameCodec::new(max);
+        let mut buf = BytesMut::new();
+        for piece in data.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            loop {
+                match codec.decode(&mut buf) {
+                    Ok(Some(frame)) => prop_assert!(frame.len() <= max),
+                    Ok(None) => break,
+                    Err(FrameError::TooLarge { claimed, .. }) => {
+                        prop_assert!(claimed > max);
+                        return Ok(());
+                    }
+                    Err(e) => return Err(TestCaseError::fail(e.to_string())),
+                }
+            }
+            prop_assert!(buf.capacity() <= data.len() + 64 * 1024 + 4096);
+        }
+        let _ = codec.decode_eof(&mut buf);
+    }
+}

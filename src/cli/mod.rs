@@ -1,0 +1,8 @@
+//! The subcommands.
+
+pub(crate) mod decode;
+pub(crate) mod demo;
+pub(crate) mod render;
+
+/// Any error a subcommand reports to the user.
+pub(crate) type CliError = Box<dyn std::error::Error + Send + Sync>;

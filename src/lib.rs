@@ -1,0 +1,47 @@
+//! scipp: the typed structured-concurrency IPC protocol of the Python actor
+//! runtime [tractor] ("SCIPP") as a tower-style middleware stack.
+//!
+//! This facade re-exports the two crates that do the work:
+//!
+//! - [`codecs`] (`scipp-codecs`): the message set ([`msg`]), the [`Codec`]
+//!   trait and the codecs, msgpack byte for byte as tractor writes it.
+//! - [`layers`] (`scipp-layers`): the stack, starting with [`framing`].
+//!
+//! # Example: a real tractor frame off a real socket
+//!
+//! ```
+//! use futures_util::{SinkExt, StreamExt};
+//! use scipp::{framing::FramingLayer, msg::*, Codec, MsgpackCodec};
+//! use tower::Layer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let (a, b) = tokio::io::duplex(4096);
+//! let (mut tx, mut rx) = (FramingLayer::new().layer(a), FramingLayer::new().layer(b));
+//! let codec = MsgpackCodec::new();
+//!
+//! let pld = codec.encode_payload(&42).unwrap();
+//! let sent = Msg::Yield(Yield { cid: Cid::from("c1"), pld });
+//! tx.send(codec.encode_to_bytes(&sent).unwrap()).await.unwrap();
+//!
+//! let frame = rx.next().await.unwrap().unwrap();
+//! let Msg::Yield(got) = codec.decode(frame).unwrap() else { unreachable!() };
+//! assert_eq!(codec.decode_payload::<i64>(&got.pld).unwrap(), 42);
+//! # }
+//! ```
+//!
+//! [tractor]: https://github.com/goodboy/tractor
+#![doc(test(attr(deny(warnings))))]
+#![deny(missing_docs)]
+
+pub use scipp_codecs as codecs;
+pub use scipp_layers as layers;
+
+#[cfg(feature = "msgpack")]
+pub use scipp_codecs::msgpack::{self, MsgpackCodec};
+pub use scipp_codecs::{
+    msg, Codec, DecodeError, DecodeErrorKind, EncodeError, PayloadError, WireProfile,
+};
+pub use scipp_layers::framing;
+
+pub mod sample;

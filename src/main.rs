@@ -1,0 +1,37 @@
+//! The `scipp` command line: see `scipp --help`.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod cli;
+
+/// scipp: tractor's typed IPC protocol (SCIPP), from Rust.
+#[derive(Debug, Parser)]
+#[command(name = "scipp", version, about)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// A guided tour: a real dialog over loopback TCP, frame by frame.
+    Demo,
+    /// Decode SCIPP frames: transcript JSON files, or hex frames.
+    Decode(cli::decode::DecodeArgs),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        Command::Demo => cli::demo::run(),
+        Command::Decode(a) => cli::decode::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
