@@ -4,7 +4,8 @@
 //! This facade re-exports the two crates that do the work:
 //!
 //! - [`codecs`] (`scipp-codecs`): the message set ([`msg`]), the [`Codec`]
-//!   trait and the codecs, msgpack byte for byte as tractor writes it.
+//!   trait and the codecs: [`MsgpackCodec`] (byte for byte as tractor
+//!   writes it), `CborCodec` and `ProtobufCodec`.
 //! - [`layers`] (`scipp-layers`): the stack, starting with [`framing`].
 //!
 //! # Example: a real tractor frame off a real socket
@@ -31,14 +32,24 @@
 //! ```
 //!
 //! [tractor]: https://github.com/goodboy/tractor
+//!
+//! # Feature flags
+//!
+//! `msgpack`, `cbor` and `protobuf` (all on by default) enable the codecs
+//! of the same names in `scipp-codecs`.
 #![doc(test(attr(deny(warnings))))]
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub use scipp_codecs as codecs;
 pub use scipp_layers as layers;
 
+#[cfg(feature = "cbor")]
+pub use scipp_codecs::cbor::{self, CborCodec};
 #[cfg(feature = "msgpack")]
 pub use scipp_codecs::msgpack::{self, MsgpackCodec};
+#[cfg(feature = "protobuf")]
+pub use scipp_codecs::protobuf::{self, ProtobufCodec};
 pub use scipp_codecs::{
     msg, Codec, DecodeError, DecodeErrorKind, EncodeError, PayloadError, WireProfile,
 };

@@ -19,6 +19,8 @@ enum Command {
     Demo,
     /// Decode SCIPP frames: transcript JSON files, or hex frames.
     Decode(cli::decode::DecodeArgs),
+    /// Compare the codecs' size and speed on a sample or your own payloads.
+    Codecs(cli::codecs::CodecsArgs),
 }
 
 fn main() -> ExitCode {
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Demo => cli::demo::run(),
         Command::Decode(a) => cli::decode::run(a),
+        Command::Codecs(a) => cli::codecs::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

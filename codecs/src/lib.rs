@@ -7,7 +7,9 @@
 //! - [`Codec`]: frame body ⇄ [`msg::Msg`], and payload ⇄ typed value.
 //!   Decoding is two-phase: payloads stay [`msg::RawPayload`] slices of the
 //!   frame until a context decodes them against its payload spec.
-//! - [`msgpack::MsgpackCodec`]: tractor's own wire, byte for byte.
+//! - [`msgpack::MsgpackCodec`]: tractor's own wire, byte for byte;
+//!   `CborCodec` and `ProtobufCodec` carry the same messages in other
+//!   formats, for comparing and swapping codecs.
 //!
 //! This crate does no I/O; framing and the rest of the stack live in
 //! `scipp-layers`.
@@ -46,17 +48,25 @@
 //! # Feature flags
 //!
 //! - `msgpack` (default): [`msgpack::MsgpackCodec`].
-//! - `cbor`: the CBOR codec (ciborium).
-//! - `protobuf`: the protobuf codec (prost derives, no `protoc`).
+//! - `cbor`: `cbor::CborCodec` (ciborium).
+//! - `protobuf`: `protobuf::ProtobufCodec` (prost derives, no `protoc`;
+//!   implies `msgpack`, the format of its payloads).
 //!
 //! [tractor]: https://github.com/goodboy/tractor
 #![doc(test(attr(deny(warnings))))]
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
+#[cfg(feature = "cbor")]
+pub mod cbor;
 mod codec;
+#[cfg(any(feature = "msgpack", feature = "cbor"))]
+mod envelope;
 pub mod msg;
 #[cfg(feature = "msgpack")]
 pub mod msgpack;
+#[cfg(feature = "protobuf")]
+pub mod protobuf;
 
 pub use codec::{Codec, DecodeError, DecodeErrorKind, EncodeError, PayloadError};
 

@@ -7,6 +7,7 @@
 //! as [`codecs`].
 #![doc(test(attr(deny(warnings))))]
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub use scipp_codecs as codecs;
 

@@ -1,5 +1,6 @@
 //! The subcommands.
 
+pub(crate) mod codecs;
 pub(crate) mod decode;
 pub(crate) mod demo;
 pub(crate) mod render;

@@ -6,11 +6,11 @@
 //! missing defaults filled in. Payloads are msgpack values; typed payloads
 //! go through `rmp-serde` with structs as maps (msgspec's default).
 
-mod decode;
-mod encode;
 mod reader;
+mod writer;
 
 use crate::codec::{Codec, DecodeError, EncodeError, PayloadError};
+use crate::envelope::{self, encode::AidFields};
 use crate::msg::{Msg, RawPayload};
 use crate::WireProfile;
 use bytes::{Bytes, BytesMut};
@@ -68,11 +68,15 @@ impl Codec for MsgpackCodec {
     }
 
     fn encode(&self, msg: &Msg, dst: &mut BytesMut) -> Result<(), EncodeError> {
-        encode::encode_msg(msg, self.profile, dst)
+        let aid_fields = match self.profile {
+            WireProfile::V978691c6 => AidFields::NameAndUuid,
+            WireProfile::Head => AidFields::All,
+        };
+        envelope::encode::encode_msg(msg, aid_fields, &mut writer::Writer::new(dst))
     }
 
     fn decode(&self, frame: Bytes) -> Result<Msg, DecodeError> {
-        decode::decode_frame(&frame)
+        envelope::decode::decode_frame(&frame, || reader::Reader::new(&frame))
     }
 
     fn encode_payload<T: Serialize + ?Sized>(&self, value: &T) -> Result<RawPayload, PayloadError> {
@@ -83,17 +87,5 @@ impl Codec for MsgpackCodec {
 
     fn decode_payload<T: DeserializeOwned>(&self, raw: &RawPayload) -> Result<T, PayloadError> {
         rmp_serde::from_slice(raw.as_bytes()).map_err(|e| PayloadError::decode("msgpack", e))
-    }
-}
-
-impl From<rmp::encode::ValueWriteError> for EncodeError {
-    fn from(e: rmp::encode::ValueWriteError) -> Self {
-        EncodeError::Io(std::io::Error::other(e))
-    }
-}
-
-impl From<std::io::Error> for EncodeError {
-    fn from(e: std::io::Error) -> Self {
-        EncodeError::Io(e)
     }
 }

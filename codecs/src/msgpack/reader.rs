@@ -6,39 +6,27 @@
 //! `rmp`'s; nothing here allocates except the strings it returns.
 
 use crate::codec::{DecodeError, DecodeErrorKind};
+use crate::envelope::{self, truncated, wrong_type, Result, ValueKind};
 use bytes::Bytes;
 use rmp::Marker;
 
-pub(super) type Result<T> = std::result::Result<T, DecodeError>;
-
-fn truncated() -> DecodeError {
-    DecodeError::new(DecodeErrorKind::Malformed("unexpected end of frame".into()))
-}
-
-/// A short name of the msgpack type starting with `marker`, for errors.
-pub(super) fn type_name(marker: Marker) -> &'static str {
+/// The type of the msgpack value starting with `marker`.
+fn kind(marker: Marker) -> ValueKind {
     match marker {
-        Marker::FixPos(_) | Marker::FixNeg(_) => "int",
-        Marker::U8 | Marker::U16 | Marker::U32 | Marker::U64 => "int",
-        Marker::I8 | Marker::I16 | Marker::I32 | Marker::I64 => "int",
-        Marker::F32 | Marker::F64 => "float",
-        Marker::Null => "nil",
-        Marker::True | Marker::False => "bool",
-        Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => "str",
-        Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => "bin",
-        Marker::FixArray(_) | Marker::Array16 | Marker::Array32 => "array",
-        Marker::FixMap(_) | Marker::Map16 | Marker::Map32 => "map",
-        Marker::FixExt1 | Marker::FixExt2 | Marker::FixExt4 | Marker::FixExt8 => "ext",
-        Marker::FixExt16 | Marker::Ext8 | Marker::Ext16 | Marker::Ext32 => "ext",
-        Marker::Reserved => "reserved marker 0xc1",
+        Marker::FixPos(_) | Marker::FixNeg(_) => ValueKind::Int,
+        Marker::U8 | Marker::U16 | Marker::U32 | Marker::U64 => ValueKind::Int,
+        Marker::I8 | Marker::I16 | Marker::I32 | Marker::I64 => ValueKind::Int,
+        Marker::F32 | Marker::F64 => ValueKind::Float,
+        Marker::Null => ValueKind::Nil,
+        Marker::True | Marker::False => ValueKind::Bool,
+        Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => ValueKind::Str,
+        Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => ValueKind::Bin,
+        Marker::FixArray(_) | Marker::Array16 | Marker::Array32 => ValueKind::Array,
+        Marker::FixMap(_) | Marker::Map16 | Marker::Map32 => ValueKind::Map,
+        Marker::FixExt1 | Marker::FixExt2 | Marker::FixExt4 | Marker::FixExt8 => ValueKind::Ext,
+        Marker::FixExt16 | Marker::Ext8 | Marker::Ext16 | Marker::Ext32 => ValueKind::Ext,
+        Marker::Reserved => ValueKind::Other,
     }
-}
-
-pub(super) fn wrong_type(expected: &'static str, found: Marker) -> DecodeError {
-    DecodeError::new(DecodeErrorKind::WrongType {
-        expected,
-        found: type_name(found).to_owned(),
-    })
 }
 
 /// A cursor over `frame`.
@@ -52,15 +40,7 @@ impl<'a> Reader<'a> {
         Reader { frame, pos: 0 }
     }
 
-    pub(super) fn pos(&self) -> usize {
-        self.pos
-    }
-
-    pub(super) fn set_pos(&mut self, pos: usize) {
-        self.pos = pos;
-    }
-
-    pub(super) fn remaining(&self) -> usize {
+    fn remaining(&self) -> usize {
         self.frame.len() - self.pos
     }
 
@@ -82,14 +62,14 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the next marker without consuming it.
-    pub(super) fn peek(&self) -> Result<Marker> {
+    fn peek(&self) -> Result<Marker> {
         self.frame
             .get(self.pos)
             .map(|b| Marker::from_u8(*b))
             .ok_or_else(truncated)
     }
 
-    pub(super) fn marker(&mut self) -> Result<Marker> {
+    fn marker(&mut self) -> Result<Marker> {
         let m = self.peek()?;
         self.pos += 1;
         Ok(m)
@@ -105,11 +85,28 @@ impl<'a> Reader<'a> {
             _ => return Ok(None),
         }))
     }
+}
 
-    /// Reads a map header; `None` (nothing consumed) if the next value is
-    /// not a map. The count is checked against the bytes left, so a claim
-    /// of 2^32 entries in a short frame fails here.
-    pub(super) fn map_len(&mut self) -> Result<Option<usize>> {
+impl<'a> envelope::Read<'a> for Reader<'a> {
+    fn pos(&self) -> usize {
+        self.pos
+    }
+
+    fn set_pos(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
+    fn remaining(&self) -> usize {
+        Reader::remaining(self)
+    }
+
+    fn peek_kind(&mut self) -> Result<ValueKind> {
+        self.peek().map(kind)
+    }
+
+    /// The count is checked against the bytes left, so a claim of 2^32
+    /// entries in a short frame fails here.
+    fn map_len(&mut self) -> Result<Option<usize>> {
         let start = self.pos;
         let n = match self.marker()? {
             Marker::FixMap(n) => usize::from(n),
@@ -127,7 +124,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads an array header; `None` (nothing consumed) if not an array.
-    pub(super) fn array_len(&mut self) -> Result<Option<usize>> {
+    fn array_len(&mut self) -> Result<Option<usize>> {
         let start = self.pos;
         let n = match self.marker()? {
             Marker::FixArray(n) => usize::from(n),
@@ -145,7 +142,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a str, or fails with a `WrongType` naming `expected`.
-    pub(super) fn str(&mut self, expected: &'static str) -> Result<&'a str> {
+    fn str(&mut self, expected: &'static str) -> Result<&'a str> {
         let m = self.marker()?;
         match self.str_len(m)? {
             Some(n) => std::str::from_utf8(self.take(n)?).map_err(|e| {
@@ -153,12 +150,12 @@ impl<'a> Reader<'a> {
                     "invalid UTF-8 in str: {e}"
                 )))
             }),
-            None => Err(wrong_type(expected, m)),
+            None => Err(wrong_type(expected, kind(m))),
         }
     }
 
     /// Consumes a nil if one is next.
-    pub(super) fn nil(&mut self) -> Result<bool> {
+    fn nil(&mut self) -> Result<bool> {
         if self.peek()? == Marker::Null {
             self.pos += 1;
             Ok(true)
@@ -167,16 +164,16 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub(super) fn bool(&mut self) -> Result<bool> {
+    fn bool(&mut self) -> Result<bool> {
         match self.marker()? {
             Marker::True => Ok(true),
             Marker::False => Ok(false),
-            m => Err(wrong_type("bool", m)),
+            m => Err(wrong_type("bool", kind(m))),
         }
     }
 
     /// Reads any int that fits an `i128` (msgpack ints always do).
-    pub(super) fn int(&mut self) -> Result<i128> {
+    fn int(&mut self) -> Result<i128> {
         Ok(match self.marker()? {
             Marker::FixPos(v) => i128::from(v),
             Marker::FixNeg(v) => i128::from(v),
@@ -188,7 +185,7 @@ impl<'a> Reader<'a> {
             Marker::I16 => i128::from(self.be(2)? as u16 as i16),
             Marker::I32 => i128::from(self.be(4)? as u32 as i32),
             Marker::I64 => i128::from(self.be(8)? as i64),
-            m => return Err(wrong_type("int", m)),
+            m => return Err(wrong_type("int", kind(m))),
         })
     }
 
@@ -197,7 +194,7 @@ impl<'a> Reader<'a> {
     /// Iterative: it only counts the values still owed, so no nesting depth
     /// can exhaust the stack, and every claimed count is checked against
     /// the bytes left (each value takes at least one byte).
-    pub(super) fn raw_value(&mut self) -> Result<Bytes> {
+    fn raw_value(&mut self) -> Result<Bytes> {
         let start = self.pos;
         let mut owed: usize = 1;
         while owed > 0 {

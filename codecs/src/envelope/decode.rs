@@ -1,16 +1,16 @@
 //! Frame body → [`Msg`], accepting what msgspec accepts: the tag at any
 //! position, unknown keys ignored, missing defaults filled in.
 
-use super::reader::{wrong_type, Reader, Result};
+use super::{wrong_type, Read, Result, ValueKind};
 use crate::codec::{DecodeError, DecodeErrorKind};
 use crate::msg::*;
-use bytes::Bytes;
 
-pub(super) fn decode_frame(frame: &Bytes) -> Result<Msg> {
+/// Decodes a whole frame with the cursor `new` makes for it.
+pub(crate) fn decode_frame<'a, R: Read<'a>>(frame: &'a [u8], new: impl Fn() -> R) -> Result<Msg> {
     if frame.is_empty() {
         return Err(DecodeError::new(DecodeErrorKind::Empty));
     }
-    let mut r = Reader::new(frame);
+    let mut r = new();
     if r.map_len()?.is_none() {
         return Err(DecodeError::new(DecodeErrorKind::NotAMap));
     }
@@ -24,7 +24,7 @@ pub(super) fn decode_frame(frame: &Bytes) -> Result<Msg> {
     decoded.map_err(|e| match e.cid() {
         Some(_) => e,
         None => {
-            let cid = scan_cid(frame);
+            let cid = scan_cid(new());
             e.with_cid(cid)
         }
     })
@@ -32,8 +32,7 @@ pub(super) fn decode_frame(frame: &Bytes) -> Result<Msg> {
 
 /// Best effort: the `cid` of a frame that failed to decode, so the error
 /// can be routed to its dialog.
-fn scan_cid(frame: &Bytes) -> Option<Cid> {
-    let mut r = Reader::new(frame);
+fn scan_cid<'a, R: Read<'a>>(mut r: R) -> Option<Cid> {
     let n = r.map_len().ok()??;
     for _ in 0..n {
         let key = r.str("str").ok()?;
@@ -47,8 +46,8 @@ fn scan_cid(frame: &Bytes) -> Option<Cid> {
 
 /// Decodes one tagged map. `payload_only` restricts it to the messages a
 /// `_bad_msg` may hold, checked before any field is read.
-fn decode_map(r: &mut Reader<'_>, payload_only: bool) -> Result<Msg> {
-    let at = r.peek()?;
+fn decode_map<'a, R: Read<'a>>(r: &mut R, payload_only: bool) -> Result<Msg> {
+    let at = r.peek_kind()?;
     let n = r.map_len()?.ok_or_else(|| wrong_type("map", at))?;
     let body = r.pos();
     let tag = find_tag(r, n)?;
@@ -84,7 +83,7 @@ fn decode_map(r: &mut Reader<'_>, payload_only: bool) -> Result<Msg> {
 }
 
 /// Finds the `msg_type` value among `n` entries (usually the first).
-fn find_tag<'a>(r: &mut Reader<'a>, n: usize) -> Result<&'a str> {
+fn find_tag<'a, R: Read<'a>>(r: &mut R, n: usize) -> Result<&'a str> {
     for _ in 0..n {
         let key = r.str("str key")?;
         if key == "msg_type" {
@@ -107,10 +106,10 @@ struct Fields {
 impl Fields {
     /// Calls `f` for every key; `f` returns `false` for keys it does not
     /// know, which are skipped. Errors get the key as their field.
-    fn each<'a>(
+    fn each<'a, R: Read<'a>>(
         &self,
-        r: &mut Reader<'a>,
-        mut f: impl FnMut(&mut Reader<'a>, &'a str) -> Result<bool>,
+        r: &mut R,
+        mut f: impl FnMut(&mut R, &'a str) -> Result<bool>,
     ) -> Result<()> {
         for _ in 0..self.n {
             let key = r.str("str key")?;
@@ -122,7 +121,7 @@ impl Fields {
         Ok(())
     }
 
-    fn aid(&self, r: &mut Reader<'_>) -> Result<Aid> {
+    fn aid<'a, R: Read<'a>>(&self, r: &mut R) -> Result<Aid> {
         let (mut name, mut uuid, mut pid, mut is_registrar, mut is_probe) =
             (None, None, None, None, false);
         self.each(r, |r, key| {
@@ -145,7 +144,7 @@ impl Fields {
         })
     }
 
-    fn spawn_spec(&self, r: &mut Reader<'_>) -> Result<SpawnSpec> {
+    fn spawn_spec<'a, R: Read<'a>>(&self, r: &mut R) -> Result<SpawnSpec> {
         let (mut main_data, mut runtime_vars, mut modules, mut reg, mut bind) =
             (None, None, None, None, None);
         self.each(r, |r, key| {
@@ -168,7 +167,7 @@ impl Fields {
         })
     }
 
-    fn start(&self, r: &mut Reader<'_>) -> Result<Start> {
+    fn start<'a, R: Read<'a>>(&self, r: &mut R) -> Result<Start> {
         let (mut cid, mut ns, mut func, mut kwargs, mut uid, mut pld_spec) =
             (None, None, None, None, None, None);
         self.each(r, |r, key| {
@@ -193,7 +192,7 @@ impl Fields {
         })
     }
 
-    fn start_ack(&self, r: &mut Reader<'_>) -> Result<StartAck> {
+    fn start_ack<'a, R: Read<'a>>(&self, r: &mut R) -> Result<StartAck> {
         let (mut cid, mut functype) = (None, None);
         self.each(r, |r, key| {
             match key {
@@ -218,7 +217,7 @@ impl Fields {
         })
     }
 
-    fn payload(&self, r: &mut Reader<'_>) -> Result<(Cid, RawPayload)> {
+    fn payload<'a, R: Read<'a>>(&self, r: &mut R) -> Result<(Cid, RawPayload)> {
         let (mut cid, mut pld) = (None, None);
         self.each(r, |r, key| {
             match key {
@@ -231,7 +230,7 @@ impl Fields {
         Ok((required(cid, "cid")?, required(pld, "pld")?))
     }
 
-    fn stop(&self, r: &mut Reader<'_>) -> Result<Stop> {
+    fn stop<'a, R: Read<'a>>(&self, r: &mut R) -> Result<Stop> {
         let mut cid = None;
         self.each(r, |r, key| match key {
             "cid" => {
@@ -245,7 +244,7 @@ impl Fields {
         })
     }
 
-    fn cancel_ack(&self, r: &mut Reader<'_>) -> Result<CancelAck> {
+    fn cancel_ack<'a, R: Read<'a>>(&self, r: &mut R) -> Result<CancelAck> {
         let (mut cid, mut pld) = (None, None);
         self.each(r, |r, key| {
             match key {
@@ -261,7 +260,7 @@ impl Fields {
         })
     }
 
-    fn error(&self, r: &mut Reader<'_>) -> Result<Error> {
+    fn error<'a, R: Read<'a>>(&self, r: &mut R) -> Result<Error> {
         let (mut src_uid, mut src_type_str, mut boxed_type_str, mut relay_path) =
             (None, None, None, None);
         let (mut message, mut tb_str, mut canceller, mut sender, mut cid) =
@@ -301,10 +300,7 @@ impl Fields {
 }
 
 /// `T | None`.
-fn opt<'a, T>(
-    r: &mut Reader<'a>,
-    f: impl FnOnce(&mut Reader<'a>) -> Result<T>,
-) -> Result<Option<T>> {
+fn opt<'a, R: Read<'a>, T>(r: &mut R, f: impl FnOnce(&mut R) -> Result<T>) -> Result<Option<T>> {
     if r.nil()? {
         Ok(None)
     } else {
@@ -312,11 +308,11 @@ fn opt<'a, T>(
     }
 }
 
-fn opt_u64(r: &mut Reader<'_>) -> Result<Option<u64>> {
+fn opt_u64<'a, R: Read<'a>>(r: &mut R) -> Result<Option<u64>> {
     if r.nil()? {
         return Ok(None);
     }
-    let at = r.peek()?;
+    let at = r.peek_kind()?;
     let v = r.int().map_err(|_| wrong_type("int|None", at))?;
     u64::try_from(v).map(Some).map_err(|_| {
         DecodeError::new(DecodeErrorKind::WrongType {
@@ -326,14 +322,14 @@ fn opt_u64(r: &mut Reader<'_>) -> Result<Option<u64>> {
     })
 }
 
-fn read_cid(r: &mut Reader<'_>) -> Result<Cid> {
+fn read_cid<'a, R: Read<'a>>(r: &mut R) -> Result<Cid> {
     r.str("str").map(Cid::from)
 }
 
 const UID: &str = "array of 2 str";
 
-fn read_uid(r: &mut Reader<'_>) -> Result<Uid> {
-    let at = r.peek()?;
+fn read_uid<'a, R: Read<'a>>(r: &mut R) -> Result<Uid> {
+    let at = r.peek_kind()?;
     match r.array_len()? {
         Some(2) => {
             let name = r.str(UID)?.to_owned();
@@ -348,13 +344,13 @@ fn read_uid(r: &mut Reader<'_>) -> Result<Uid> {
     }
 }
 
-fn uid_list(r: &mut Reader<'_>) -> Result<Vec<Uid>> {
-    let at = r.peek()?;
+fn uid_list<'a, R: Read<'a>>(r: &mut R) -> Result<Vec<Uid>> {
+    let at = r.peek_kind()?;
     let n = r
         .array_len()?
         .ok_or_else(|| wrong_type("array of uids", at))?;
-    // `n` is bounded by the bytes left, and each uid takes at least 3 bytes.
-    let mut out = Vec::with_capacity(n.min(r.remaining() / 3));
+    // No preallocation: `n` is only a claim; the Vec grows with real uids.
+    let mut out = Vec::new();
     for i in 0..n {
         out.push(read_uid(r).map_err(|e| e.within(&i.to_string()))?);
     }
@@ -362,9 +358,9 @@ fn uid_list(r: &mut Reader<'_>) -> Result<Vec<Uid>> {
 }
 
 /// A map value, kept raw; its keys must be str (`dict[str, Any]`).
-fn raw_map(r: &mut Reader<'_>) -> Result<RawPayload> {
+fn raw_map<'a, R: Read<'a>>(r: &mut R) -> Result<RawPayload> {
     let start = r.pos();
-    let at = r.peek()?;
+    let at = r.peek_kind()?;
     let n = r.map_len()?.ok_or_else(|| wrong_type("dict", at))?;
     for _ in 0..n {
         r.str("str key")?;
@@ -373,16 +369,20 @@ fn raw_map(r: &mut Reader<'_>) -> Result<RawPayload> {
     let end = r.pos();
     r.set_pos(start);
     let raw = r.raw_value()?;
-    debug_assert_eq!(r.pos(), end);
+    if r.pos() != end {
+        return Err(DecodeError::new(DecodeErrorKind::Malformed(
+            "map extent mismatch".into(),
+        )));
+    }
     Ok(RawPayload::new(raw))
 }
 
-fn str_pairs(r: &mut Reader<'_>) -> Result<Vec<(String, String)>> {
-    let at = r.peek()?;
+fn str_pairs<'a, R: Read<'a>>(r: &mut R) -> Result<Vec<(String, String)>> {
+    let at = r.peek_kind()?;
     let n = r
         .map_len()?
         .ok_or_else(|| wrong_type("dict[str, str]", at))?;
-    let mut out = Vec::with_capacity(n.min(r.remaining() / 2));
+    let mut out = Vec::new();
     for _ in 0..n {
         let k = r.str("str key")?.to_owned();
         let v = r.str("str")?.to_owned();
@@ -391,26 +391,26 @@ fn str_pairs(r: &mut Reader<'_>) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-fn addrs(r: &mut Reader<'_>) -> Result<Vec<Addr>> {
+fn addrs<'a, R: Read<'a>>(r: &mut R) -> Result<Vec<Addr>> {
     const ADDR: &str = "[str, int|str]";
-    let at = r.peek()?;
+    let at = r.peek_kind()?;
     let n = r
         .array_len()?
         .ok_or_else(|| wrong_type("array of addresses", at))?;
-    let mut out = Vec::with_capacity(n.min(r.remaining() / 3));
+    let mut out = Vec::new();
     for _ in 0..n {
-        let at = r.peek()?;
+        let at = r.peek_kind()?;
         if r.array_len()? != Some(2) {
             return Err(wrong_type(ADDR, at));
         }
         let host = r.str(ADDR)?.to_owned();
-        let addr = if super::reader::type_name(r.peek()?) == "str" {
+        let addr = if r.peek_kind()? == ValueKind::Str {
             Addr::Uds {
                 dir: host,
                 file: r.str(ADDR)?.to_owned(),
             }
         } else {
-            let at = r.peek()?;
+            let at = r.peek_kind()?;
             let port = r.int().map_err(|_| wrong_type(ADDR, at))?;
             let port = u16::try_from(port).map_err(|_| {
                 DecodeError::new(DecodeErrorKind::WrongType {

@@ -1,0 +1,90 @@
+//! The message envelope, written once for every self-describing format.
+//!
+//! msgpack and CBOR share one logical shape (a map with str keys, the
+//! `msg_type` tag first, fields in tractor's definition order), so the
+//! field logic lives here, generic over a small cursor ([`Read`]) and sink
+//! ([`Write`]) that each format implements.
+
+pub(crate) mod decode;
+pub(crate) mod encode;
+
+use crate::codec::{DecodeError, DecodeErrorKind, EncodeError};
+use bytes::Bytes;
+
+pub(crate) type Result<T> = std::result::Result<T, DecodeError>;
+
+/// The type of the next value, for branching and for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ValueKind {
+    Int,
+    Float,
+    Nil,
+    Bool,
+    Str,
+    Bin,
+    Array,
+    Map,
+    Ext,
+    Other,
+}
+
+impl ValueKind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ValueKind::Int => "int",
+            ValueKind::Float => "float",
+            ValueKind::Nil => "nil",
+            ValueKind::Bool => "bool",
+            ValueKind::Str => "str",
+            ValueKind::Bin => "bin",
+            ValueKind::Array => "array",
+            ValueKind::Map => "map",
+            ValueKind::Ext => "ext",
+            ValueKind::Other => "unknown value",
+        }
+    }
+}
+
+pub(crate) fn wrong_type(expected: &'static str, found: ValueKind) -> DecodeError {
+    DecodeError::new(DecodeErrorKind::WrongType {
+        expected,
+        found: found.name().to_owned(),
+    })
+}
+
+pub(crate) fn truncated() -> DecodeError {
+    DecodeError::new(DecodeErrorKind::Malformed("unexpected end of frame".into()))
+}
+
+/// A bounds-checked cursor over one frame. Every length it reads is checked
+/// against the bytes left before anything is taken or allocated.
+pub(crate) trait Read<'a> {
+    fn pos(&self) -> usize;
+    fn set_pos(&mut self, pos: usize);
+    fn remaining(&self) -> usize;
+    /// The type of the next value, consuming nothing.
+    fn peek_kind(&mut self) -> Result<ValueKind>;
+    /// A map header; `None`, consuming nothing, if the next value is not one.
+    fn map_len(&mut self) -> Result<Option<usize>>;
+    /// An array header; `None`, consuming nothing, if not an array.
+    fn array_len(&mut self) -> Result<Option<usize>>;
+    /// A str, or a `WrongType` naming `expected`.
+    fn str(&mut self, expected: &'static str) -> Result<&'a str>;
+    /// Consumes a nil if one is next.
+    fn nil(&mut self) -> Result<bool>;
+    fn bool(&mut self) -> Result<bool>;
+    fn int(&mut self) -> Result<i128>;
+    /// Skips one whole value, returning it as a zero-copy slice.
+    fn raw_value(&mut self) -> Result<Bytes>;
+}
+
+/// Where an envelope is written. Raw payloads are spliced in as they are.
+pub(crate) trait Write {
+    fn map(&mut self, entries: usize) -> std::result::Result<(), EncodeError>;
+    fn array(&mut self, len: usize) -> std::result::Result<(), EncodeError>;
+    fn str(&mut self, s: &str) -> std::result::Result<(), EncodeError>;
+    fn nil(&mut self) -> std::result::Result<(), EncodeError>;
+    fn bool(&mut self, b: bool) -> std::result::Result<(), EncodeError>;
+    fn uint(&mut self, n: u64) -> std::result::Result<(), EncodeError>;
+    fn raw(&mut self, bytes: &[u8]) -> std::result::Result<(), EncodeError>;
+}
