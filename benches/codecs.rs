@@ -57,6 +57,8 @@ fn bench_codec<C: Codec>(c: &mut Criterion, codec: C) {
 
 fn codecs(c: &mut Criterion) {
     bench_codec(c, scipp::MsgpackCodec::new());
+    bench_codec(c, scipp::CborCodec::new());
+    bench_codec(c, scipp::ProtobufCodec::new());
 }
 
 criterion_group!(benches, codecs);

@@ -100,11 +100,11 @@ pub fn messages<C: Codec>(codec: &C) -> Result<Vec<Sample>, PayloadError> {
     Ok(vec![
         Sample {
             name: "Aid",
-            msg: Msg::Aid(aid),
+            msg: aid.into(),
         },
         Sample {
             name: "Start",
-            msg: Msg::Start(Start {
+            msg: Msg::from(Start {
                 cid: cid.clone(),
                 ns: "scipp_peer".into(),
                 func: "add".into(),
@@ -159,7 +159,7 @@ pub fn messages<C: Codec>(codec: &C) -> Result<Vec<Sample>, PayloadError> {
         },
         Sample {
             name: "Error(MTE)",
-            msg: Msg::Error(mte),
+            msg: mte.into(),
         },
     ])
 }

@@ -148,7 +148,7 @@ fn arb_msg<C: Codec>(codec: C) -> impl Strategy<Value = Msg> {
     )
         .prop_map(
             |((src, st, bt, path), (message, tb), (canceller, sender), (cid, bad), dict)| {
-                Msg::Error(Error {
+                Msg::from(Error {
                     src_uid: src,
                     src_type_str: st,
                     boxed_type_str: bt,
@@ -170,7 +170,7 @@ fn arb_msg<C: Codec>(codec: C) -> impl Strategy<Value = Msg> {
             proptest::option::of(any::<bool>()),
             any::<bool>()
         )
-            .prop_map(|(u, pid, reg, probe)| Msg::Aid(Aid {
+            .prop_map(|(u, pid, reg, probe)| Msg::from(Aid {
                 name: u.name,
                 uuid: u.uuid,
                 pid,
@@ -185,7 +185,7 @@ fn arb_msg<C: Codec>(codec: C) -> impl Strategy<Value = Msg> {
             arb_uid(),
             "[a-zA-Z.]{0,12}"
         )
-            .prop_map(|(cid, ns, func, kwargs, uid, pld_spec)| Msg::Start(Start {
+            .prop_map(|(cid, ns, func, kwargs, uid, pld_spec)| Msg::from(Start {
                 cid,
                 ns,
                 func,
@@ -199,7 +199,7 @@ fn arb_msg<C: Codec>(codec: C) -> impl Strategy<Value = Msg> {
         cid.clone().prop_map(|cid| Msg::Stop(Stop { cid })),
         (cid, any::<bool>()).prop_map(|(cid, pld)| Msg::CancelAck(CancelAck { cid, pld })),
         error,
-        (kwargs.clone(), kwargs).prop_map(|(main, vars)| Msg::SpawnSpec(SpawnSpec {
+        (kwargs.clone(), kwargs).prop_map(|(main, vars)| Msg::from(SpawnSpec {
             parent_main_data: main,
             runtime_vars: vars,
             enable_modules: vec![("scipp_peer".into(), "/srv/scipp_peer.py".into())],

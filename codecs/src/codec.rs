@@ -105,7 +105,11 @@ pub trait Codec: Clone + Send + Sync + fmt::Debug + 'static {
 /// assert_eq!(err.to_string(), "invalid `Stop` IPC msg: field `cid`: required field is missing");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecodeError {
+pub struct DecodeError(Box<Inner>);
+
+/// Boxed so that `Result<Msg, DecodeError>` stays as small as a `Msg`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Inner {
     kind: DecodeErrorKind,
     msg_type: Option<String>,
     field: Option<String>,
@@ -144,52 +148,52 @@ pub enum DecodeErrorKind {
 impl DecodeError {
     /// A decode error of this kind, with nothing known about where.
     pub fn new(kind: DecodeErrorKind) -> Self {
-        DecodeError {
+        DecodeError(Box::new(Inner {
             kind,
             msg_type: None,
             field: None,
             cid: None,
-        }
+        }))
     }
 
     /// Sets the message type (tag) the error was found in.
     pub fn with_msg_type(mut self, tag: impl Into<String>) -> Self {
-        self.msg_type = Some(tag.into());
+        self.0.msg_type = Some(tag.into());
         self
     }
 
     /// Sets the field path (e.g. `uid` or `_bad_msg.pld`) of the error.
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
-        self.field = Some(field.into());
+        self.0.field = Some(field.into());
         self
     }
 
     /// Sets the context id read from the bad frame, if any.
     pub fn with_cid(mut self, cid: Option<Cid>) -> Self {
-        self.cid = cid;
+        self.0.cid = cid;
         self
     }
 
     /// What is wrong.
     pub fn kind(&self) -> &DecodeErrorKind {
-        &self.kind
+        &self.0.kind
     }
 
     /// The `msg_type` of the bad frame, when it could be read (even one
     /// outside the message set).
     pub fn msg_type(&self) -> Option<&str> {
-        self.msg_type.as_deref()
+        self.0.msg_type.as_deref()
     }
 
     /// The offending field, when known.
     pub fn field(&self) -> Option<&str> {
-        self.field.as_deref()
+        self.0.field.as_deref()
     }
 
     /// The context id of the bad frame, when it had a readable one: lets
     /// the error be routed to the dialog it belongs to.
     pub fn cid(&self) -> Option<&Cid> {
-        self.cid.as_ref()
+        self.0.cid.as_ref()
     }
 
     /// Nests the field path under `outer`: an error in field `pld` of a
@@ -201,7 +205,7 @@ impl DecodeError {
     /// assert_eq!(err.within("_bad_msg").field(), Some("_bad_msg.pld"));
     /// ```
     pub fn within(mut self, outer: &str) -> Self {
-        self.field = Some(match self.field.take() {
+        self.0.field = Some(match self.0.field.take() {
             Some(inner) => format!("{outer}.{inner}"),
             None => outer.to_owned(),
         });
@@ -211,14 +215,14 @@ impl DecodeError {
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.msg_type {
+        match &self.0.msg_type {
             Some(tag) => write!(f, "invalid `{tag}` IPC msg")?,
             None => f.write_str("invalid IPC msg")?,
         }
-        if let Some(field) = &self.field {
+        if let Some(field) = &self.0.field {
             write!(f, ": field `{field}`")?;
         }
-        match &self.kind {
+        match &self.0.kind {
             DecodeErrorKind::Malformed(why) => write!(f, ": malformed frame: {why}"),
             DecodeErrorKind::Empty => f.write_str(": empty frame"),
             DecodeErrorKind::NotAMap => f.write_str(": top-level value is not a map"),

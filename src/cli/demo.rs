@@ -48,12 +48,12 @@ async fn tour() -> Result<(), CliError> {
         io: FramingLayer::new().layer(TcpStream::connect(addr).await?),
         codec,
     };
-    chan.send(Msg::Aid(me.clone())).await?;
+    chan.send(Msg::from(me.clone())).await?;
     let Msg::Aid(peer) = chan.recv().await? else {
         return Err("peer did not start with its Aid".into());
     };
     let cid = Cid::from("f3ae7fac-3352-4cf5-b26f-b29198be782c");
-    chan.send(Msg::Start(Start {
+    chan.send(Msg::from(Start {
         cid: cid.clone(),
         ns: "scipp_peer".into(),
         func: "echo".into(),
@@ -149,7 +149,7 @@ async fn echo_peer(listener: TcpListener, codec: MsgpackCodec) -> Result<(), Cli
     let (tcp, _) = listener.accept().await?;
     let mut io = FramingLayer::new().layer(tcp);
     let me = Aid::new("scipp_peer", "659aea7d-8870-4c70-8c64-345c54084a49");
-    io.send(codec.encode_to_bytes(&Msg::Aid(me))?).await?;
+    io.send(codec.encode_to_bytes(&Msg::from(me))?).await?;
     let mut count = 0u64;
     while let Some(frame) = io.next().await {
         let reply = match codec.decode(frame?)? {

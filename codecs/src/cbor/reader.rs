@@ -129,10 +129,9 @@ impl<'a> envelope::Read<'a> for Reader<'a> {
         }
     }
 
-    fn str(&mut self, expected: &'static str) -> Result<&'a str> {
+    fn str_bytes(&mut self, expected: &'static str) -> Result<&'a [u8]> {
         match self.header()? {
-            Header::Text(Some(n)) => std::str::from_utf8(self.take(n)?)
-                .map_err(|e| malformed(&format!("invalid UTF-8 in text: {e}"))),
+            Header::Text(Some(n)) => self.take(n),
             Header::Text(None) => Err(malformed("indefinite-length text in the envelope")),
             h => Err(wrong_type(expected, kind(h))),
         }

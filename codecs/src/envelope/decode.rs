@@ -35,8 +35,8 @@ pub(crate) fn decode_frame<'a, R: Read<'a>>(frame: &'a [u8], new: impl Fn() -> R
 fn scan_cid<'a, R: Read<'a>>(mut r: R) -> Option<Cid> {
     let n = r.map_len().ok()??;
     for _ in 0..n {
-        let key = r.str("str").ok()?;
-        if key == "cid" {
+        let key = r.str_bytes("str").ok()?;
+        if key == b"cid" {
             return r.str("str").ok().map(Cid::from);
         }
         r.raw_value().ok()?;
@@ -50,21 +50,36 @@ fn decode_map<'a, R: Read<'a>>(r: &mut R, payload_only: bool) -> Result<Msg> {
     let at = r.peek_kind()?;
     let n = r.map_len()?.ok_or_else(|| wrong_type("map", at))?;
     let body = r.pos();
-    let tag = find_tag(r, n)?;
-    let kind = MsgKind::from_wire(tag)
-        .ok_or_else(|| DecodeError::new(DecodeErrorKind::UnknownTag).with_msg_type(tag))?;
+    let (tag, tag_first) = find_tag(r, n)?;
+    let kind = MsgKind::from_wire_bytes(tag).ok_or_else(|| {
+        let tag = std::str::from_utf8(tag).map(str::to_owned);
+        match tag {
+            Ok(tag) => DecodeError::new(DecodeErrorKind::UnknownTag).with_msg_type(tag),
+            Err(e) => DecodeError::new(DecodeErrorKind::Malformed(format!(
+                "invalid UTF-8 in str: {e}"
+            )))
+            .with_field("msg_type"),
+        }
+    })?;
+    let tag = kind.as_str();
     if payload_only && !matches!(kind, MsgKind::Started | MsgKind::Yield | MsgKind::Return) {
         return Err(DecodeError::new(DecodeErrorKind::WrongType {
             expected: "Started|Yield|Return|None",
             found: tag.to_owned(),
         }));
     }
-    r.set_pos(body);
-    let fields = Fields { n };
+    // Usual case: the tag came first, so the fields are the entries after
+    // it; otherwise walk the whole map again (the tag is then skipped).
+    let fields = if tag_first {
+        Fields { n: n - 1 }
+    } else {
+        r.set_pos(body);
+        Fields { n }
+    };
     let msg = match kind {
-        MsgKind::Aid => fields.aid(r).map(Msg::Aid),
-        MsgKind::SpawnSpec => fields.spawn_spec(r).map(Msg::SpawnSpec),
-        MsgKind::Start => fields.start(r).map(Msg::Start),
+        MsgKind::Aid => fields.aid(r).map(Msg::from),
+        MsgKind::SpawnSpec => fields.spawn_spec(r).map(Msg::from),
+        MsgKind::Start => fields.start(r).map(Msg::from),
         MsgKind::StartAck => fields.start_ack(r).map(Msg::StartAck),
         MsgKind::Started => fields
             .payload(r)
@@ -77,21 +92,34 @@ fn decode_map<'a, R: Read<'a>>(r: &mut R, payload_only: bool) -> Result<Msg> {
             .map(|(cid, pld)| Msg::Return(Return { cid, pld })),
         MsgKind::Stop => fields.stop(r).map(Msg::Stop),
         MsgKind::CancelAck => fields.cancel_ack(r).map(Msg::CancelAck),
-        MsgKind::Error => fields.error(r).map(Msg::Error),
+        MsgKind::Error => fields.error(r).map(Msg::from),
     };
     msg.map_err(|e| e.with_msg_type(tag))
 }
 
 /// Finds the `msg_type` value among `n` entries (usually the first).
-fn find_tag<'a, R: Read<'a>>(r: &mut R, n: usize) -> Result<&'a str> {
-    for _ in 0..n {
-        let key = r.str("str key")?;
-        if key == "msg_type" {
-            return r.str("str").map_err(|e| e.with_field("msg_type"));
+/// Also says whether it was the first entry.
+fn find_tag<'a, R: Read<'a>>(r: &mut R, n: usize) -> Result<(&'a [u8], bool)> {
+    for i in 0..n {
+        let key = r.str_bytes("str key")?;
+        if key == b"msg_type" {
+            let tag = r.str_bytes("str").map_err(|e| e.with_field("msg_type"))?;
+            return Ok((tag, i == 0));
         }
+        check_utf8(key)?;
         r.raw_value()?;
     }
     Err(DecodeError::new(DecodeErrorKind::MissingTag))
+}
+
+/// Keys are compared as bytes; one that matched no field still has to be
+/// valid UTF-8 to be a msgpack/CBOR str.
+fn check_utf8(key: &[u8]) -> Result<()> {
+    std::str::from_utf8(key).map(drop).map_err(|e| {
+        DecodeError::new(DecodeErrorKind::Malformed(format!(
+            "invalid UTF-8 in str: {e}"
+        )))
+    })
 }
 
 fn required<T>(value: Option<T>, field: &'static str) -> Result<T> {
@@ -109,12 +137,13 @@ impl Fields {
     fn each<'a, R: Read<'a>>(
         &self,
         r: &mut R,
-        mut f: impl FnMut(&mut R, &'a str) -> Result<bool>,
+        mut f: impl FnMut(&mut R, &'a [u8]) -> Result<bool>,
     ) -> Result<()> {
         for _ in 0..self.n {
-            let key = r.str("str key")?;
-            let known = f(r, key).map_err(|e| e.within(key))?;
+            let key = r.str_bytes("str key")?;
+            let known = f(r, key).map_err(|e| e.within(&String::from_utf8_lossy(key)))?;
             if !known {
+                check_utf8(key)?;
                 r.raw_value()?;
             }
         }
@@ -126,11 +155,11 @@ impl Fields {
             (None, None, None, None, false);
         self.each(r, |r, key| {
             match key {
-                "name" => name = Some(r.str("str")?.to_owned()),
-                "uuid" => uuid = Some(r.str("str")?.to_owned()),
-                "pid" => pid = opt_u64(r)?,
-                "is_registrar" => is_registrar = if r.nil()? { None } else { Some(r.bool()?) },
-                "is_probe" => is_probe = r.bool()?,
+                b"name" => name = Some(r.str("str")?.to_owned()),
+                b"uuid" => uuid = Some(r.str("str")?.to_owned()),
+                b"pid" => pid = opt_u64(r)?,
+                b"is_registrar" => is_registrar = if r.nil()? { None } else { Some(r.bool()?) },
+                b"is_probe" => is_probe = r.bool()?,
                 _ => return Ok(false),
             }
             Ok(true)
@@ -149,11 +178,11 @@ impl Fields {
             (None, None, None, None, None);
         self.each(r, |r, key| {
             match key {
-                "_parent_main_data" => main_data = Some(raw_map(r)?),
-                "_runtime_vars" => runtime_vars = Some(raw_map(r)?),
-                "enable_modules" => modules = Some(str_pairs(r)?),
-                "reg_addrs" => reg = Some(addrs(r)?),
-                "bind_addrs" => bind = if r.nil()? { None } else { Some(addrs(r)?) },
+                b"_parent_main_data" => main_data = Some(raw_map(r)?),
+                b"_runtime_vars" => runtime_vars = Some(raw_map(r)?),
+                b"enable_modules" => modules = Some(str_pairs(r)?),
+                b"reg_addrs" => reg = Some(addrs(r)?),
+                b"bind_addrs" => bind = if r.nil()? { None } else { Some(addrs(r)?) },
                 _ => return Ok(false),
             }
             Ok(true)
@@ -172,12 +201,12 @@ impl Fields {
             (None, None, None, None, None, None);
         self.each(r, |r, key| {
             match key {
-                "cid" => cid = Some(read_cid(r)?),
-                "ns" => ns = Some(r.str("str")?.to_owned()),
-                "func" => func = Some(r.str("str")?.to_owned()),
-                "kwargs" => kwargs = Some(raw_map(r)?),
-                "uid" => uid = Some(read_uid(r)?),
-                "pld_spec" => pld_spec = Some(r.str("str")?.to_owned()),
+                b"cid" => cid = Some(read_cid(r)?),
+                b"ns" => ns = Some(r.str("str")?.to_owned()),
+                b"func" => func = Some(r.str("str")?.to_owned()),
+                b"kwargs" => kwargs = Some(raw_map(r)?),
+                b"uid" => uid = Some(read_uid(r)?),
+                b"pld_spec" => pld_spec = Some(r.str("str")?.to_owned()),
                 _ => return Ok(false),
             }
             Ok(true)
@@ -196,8 +225,8 @@ impl Fields {
         let (mut cid, mut functype) = (None, None);
         self.each(r, |r, key| {
             match key {
-                "cid" => cid = Some(read_cid(r)?),
-                "functype" => {
+                b"cid" => cid = Some(read_cid(r)?),
+                b"functype" => {
                     const EXPECTED: &str = "'asyncfunc'|'asyncgen'|'context'";
                     let s = r.str(EXPECTED)?;
                     functype = Some(FuncType::from_wire(s).ok_or_else(|| {
@@ -221,8 +250,8 @@ impl Fields {
         let (mut cid, mut pld) = (None, None);
         self.each(r, |r, key| {
             match key {
-                "cid" => cid = Some(read_cid(r)?),
-                "pld" => pld = Some(RawPayload::new(r.raw_value()?)),
+                b"cid" => cid = Some(read_cid(r)?),
+                b"pld" => pld = Some(RawPayload::new(r.raw_value()?)),
                 _ => return Ok(false),
             }
             Ok(true)
@@ -233,7 +262,7 @@ impl Fields {
     fn stop<'a, R: Read<'a>>(&self, r: &mut R) -> Result<Stop> {
         let mut cid = None;
         self.each(r, |r, key| match key {
-            "cid" => {
+            b"cid" => {
                 cid = Some(read_cid(r)?);
                 Ok(true)
             }
@@ -248,8 +277,8 @@ impl Fields {
         let (mut cid, mut pld) = (None, None);
         self.each(r, |r, key| {
             match key {
-                "cid" => cid = Some(read_cid(r)?),
-                "pld" => pld = Some(r.bool()?),
+                b"cid" => cid = Some(read_cid(r)?),
+                b"pld" => pld = Some(r.bool()?),
                 _ => return Ok(false),
             }
             Ok(true)
@@ -268,17 +297,17 @@ impl Fields {
         let (mut bad_msg, mut bad_msg_as_dict) = (None, None);
         self.each(r, |r, key| {
             match key {
-                "src_uid" => src_uid = Some(read_uid(r)?),
-                "src_type_str" => src_type_str = Some(r.str("str")?.to_owned()),
-                "boxed_type_str" => boxed_type_str = Some(r.str("str")?.to_owned()),
-                "relay_path" => relay_path = Some(uid_list(r)?),
-                "message" => message = opt(r, |r| Ok(r.str("str|None")?.to_owned()))?,
-                "tb_str" => tb_str = r.str("str")?.to_owned(),
-                "canceller" => canceller = opt(r, read_uid)?,
-                "sender" => sender = opt(r, read_uid)?,
-                "cid" => cid = opt(r, read_cid)?,
-                "_bad_msg" => bad_msg = opt(r, |r| decode_map(r, true).map(Box::new))?,
-                "_bad_msg_as_dict" => bad_msg_as_dict = opt(r, raw_map)?,
+                b"src_uid" => src_uid = Some(read_uid(r)?),
+                b"src_type_str" => src_type_str = Some(r.str("str")?.to_owned()),
+                b"boxed_type_str" => boxed_type_str = Some(r.str("str")?.to_owned()),
+                b"relay_path" => relay_path = Some(uid_list(r)?),
+                b"message" => message = opt(r, |r| Ok(r.str("str|None")?.to_owned()))?,
+                b"tb_str" => tb_str = r.str("str")?.to_owned(),
+                b"canceller" => canceller = opt(r, read_uid)?,
+                b"sender" => sender = opt(r, read_uid)?,
+                b"cid" => cid = opt(r, read_cid)?,
+                b"_bad_msg" => bad_msg = opt(r, |r| decode_map(r, true).map(Box::new))?,
+                b"_bad_msg_as_dict" => bad_msg_as_dict = opt(r, raw_map)?,
                 _ => return Ok(false),
             }
             Ok(true)

@@ -68,8 +68,18 @@ pub(crate) trait Read<'a> {
     fn map_len(&mut self) -> Result<Option<usize>>;
     /// An array header; `None`, consuming nothing, if not an array.
     fn array_len(&mut self) -> Result<Option<usize>>;
+    /// The bytes of a str, not yet checked to be UTF-8, or a `WrongType`
+    /// naming `expected`.
+    fn str_bytes(&mut self, expected: &'static str) -> Result<&'a [u8]>;
     /// A str, or a `WrongType` naming `expected`.
-    fn str(&mut self, expected: &'static str) -> Result<&'a str>;
+    fn str(&mut self, expected: &'static str) -> Result<&'a str> {
+        let bytes = self.str_bytes(expected)?;
+        std::str::from_utf8(bytes).map_err(|e| {
+            DecodeError::new(DecodeErrorKind::Malformed(format!(
+                "invalid UTF-8 in str: {e}"
+            )))
+        })
+    }
     /// Consumes a nil if one is next.
     fn nil(&mut self) -> Result<bool>;
     fn bool(&mut self) -> Result<bool>;

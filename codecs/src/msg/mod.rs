@@ -23,16 +23,20 @@ use std::fmt;
 /// let msg = Msg::Stop(Stop { cid: Cid::from("c1") });
 /// assert_eq!(msg.kind(), MsgKind::Stop);
 /// assert_eq!(msg.cid().map(Cid::as_str), Some("c1"));
+/// assert_eq!(std::mem::size_of::<Msg>(), 56);
 /// ```
+///
+/// The big, rarer messages (`Aid`, `SpawnSpec`, `Start`, `Error`) are boxed so a
+/// `Msg` stays small (56 bytes) on the hot path of `Yield`s; build them with
+/// `.into()`.
 #[derive(Debug, Clone, PartialEq)]
-#[allow(clippy::large_enum_variant)]
 pub enum Msg {
     /// Actor identity (handshake).
-    Aid(Aid),
+    Aid(Box<Aid>),
     /// Spawn-time runtime setup.
-    SpawnSpec(SpawnSpec),
+    SpawnSpec(Box<SpawnSpec>),
     /// Schedule a remote task.
-    Start(Start),
+    Start(Box<Start>),
     /// The endpoint kind, in reply to `Start`.
     StartAck(StartAck),
     /// The first value of a context.
@@ -46,7 +50,7 @@ pub enum Msg {
     /// Result of a runtime cancel RPC.
     CancelAck(CancelAck),
     /// A boxed error.
-    Error(Error),
+    Error(Box<Error>),
 }
 
 impl Msg {
@@ -100,7 +104,19 @@ macro_rules! impl_from_msg {
         }
     )*};
 }
-impl_from_msg!(Aid, SpawnSpec, Start, StartAck, Started, Yield, Stop, Return, CancelAck, Error);
+impl_from_msg!(StartAck, Started, Yield, Stop, Return, CancelAck);
+
+macro_rules! impl_from_boxed_msg {
+    ($($ty:ident),*) => {$(
+        impl From<$ty> for Msg {
+            fn from(m: $ty) -> Msg { Msg::$ty(Box::new(m)) }
+        }
+        impl From<Box<$ty>> for Msg {
+            fn from(m: Box<$ty>) -> Msg { Msg::$ty(m) }
+        }
+    )*};
+}
+impl_from_boxed_msg!(Aid, SpawnSpec, Start, Error);
 
 /// The name of a message type: the `msg_type` tag on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -159,8 +175,31 @@ impl MsgKind {
     }
 
     /// Parses a wire tag; `None` for a name outside the message set.
+    ///
+    /// ```
+    /// use scipp_codecs::msg::MsgKind;
+    /// assert_eq!(MsgKind::from_wire("Yield"), Some(MsgKind::Yield));
+    /// assert_eq!(MsgKind::from_wire("Yeld"), None);
+    /// ```
     pub fn from_wire(tag: &str) -> Option<Self> {
-        MsgKind::ALL.into_iter().find(|k| k.as_str() == tag)
+        Self::from_wire_bytes(tag.as_bytes())
+    }
+
+    /// [`from_wire`](Self::from_wire) on the raw bytes of the tag.
+    pub fn from_wire_bytes(tag: &[u8]) -> Option<Self> {
+        Some(match tag {
+            b"Aid" => MsgKind::Aid,
+            b"SpawnSpec" => MsgKind::SpawnSpec,
+            b"Start" => MsgKind::Start,
+            b"StartAck" => MsgKind::StartAck,
+            b"Started" => MsgKind::Started,
+            b"Yield" => MsgKind::Yield,
+            b"Stop" => MsgKind::Stop,
+            b"Return" => MsgKind::Return,
+            b"CancelAck" => MsgKind::CancelAck,
+            b"Error" => MsgKind::Error,
+            _ => return None,
+        })
     }
 }
 

@@ -142,14 +142,10 @@ impl<'a> envelope::Read<'a> for Reader<'a> {
     }
 
     /// Reads a str, or fails with a `WrongType` naming `expected`.
-    fn str(&mut self, expected: &'static str) -> Result<&'a str> {
+    fn str_bytes(&mut self, expected: &'static str) -> Result<&'a [u8]> {
         let m = self.marker()?;
         match self.str_len(m)? {
-            Some(n) => std::str::from_utf8(self.take(n)?).map_err(|e| {
-                DecodeError::new(DecodeErrorKind::Malformed(format!(
-                    "invalid UTF-8 in str: {e}"
-                )))
-            }),
+            Some(n) => self.take(n),
             None => Err(wrong_type(expected, kind(m))),
         }
     }

@@ -270,7 +270,7 @@ fn from_schema(envelope: schema::Envelope) -> Result<Msg, DecodeError> {
         Body::Error(_) => MsgKind::Error,
     };
     let msg = match body {
-        Body::Aid(m) => Ok(Msg::Aid(msg::Aid {
+        Body::Aid(m) => Ok(Msg::from(msg::Aid {
             name: m.name,
             uuid: m.uuid,
             pid: m.pid,
@@ -278,7 +278,7 @@ fn from_schema(envelope: schema::Envelope) -> Result<Msg, DecodeError> {
             is_probe: m.is_probe,
         })),
         Body::SpawnSpec(m) => (|| {
-            Ok(Msg::SpawnSpec(msg::SpawnSpec {
+            Ok(Msg::from(msg::SpawnSpec {
                 parent_main_data: raw_from(m.parent_main_data, "parent_main_data")?,
                 runtime_vars: raw_from(m.runtime_vars, "runtime_vars")?,
                 enable_modules: m
@@ -298,7 +298,7 @@ fn from_schema(envelope: schema::Envelope) -> Result<Msg, DecodeError> {
             }))
         })(),
         Body::Start(m) => (|| {
-            Ok(Msg::Start(msg::Start {
+            Ok(Msg::from(msg::Start {
                 cid: Cid::from(m.cid),
                 ns: m.ns,
                 func: m.func,
@@ -373,7 +373,7 @@ fn error_from(m: schema::Error) -> Result<Msg, DecodeError> {
             Some(Box::new(inner))
         }
     };
-    Ok(Msg::Error(msg::Error {
+    Ok(Msg::from(msg::Error {
         src_uid: uid_from(m.src_uid, "src_uid")?,
         src_type_str: m.src_type_str,
         boxed_type_str: m.boxed_type_str,
