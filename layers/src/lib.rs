@@ -1,14 +1,72 @@
 //! The SCIPP middleware stack: each IPC concern of tractor's protocol as a
 //! composable [`tower::Layer`].
 //!
-//! - [`framing`]: tractor's length-prefixed frames over any byte transport.
+//! ```text
+//!            receive path (Service<Bytes> ... Service<Inbound>)      send path (Service<Msg> ... Service<Bytes>)
 //!
-//! The message set and codecs live in [`scipp_codecs`], re-exported here
-//! as [`codecs`].
+//!  user      your Service<Inbound>                                   your code calls the send stack
+//!   7        policy::{ignore_and_warn, fail_fast, relay_to_sender, from_fn}
+//!   5        payload::ValidatePayloadLayer  (spec check)             payload::ValidatePayloadLayer (Started round trip)
+//!   4        msg_type::EnforceMsgTypeLayer  (dialog state)           msg_type::EnforceMsgTypeLayer (never send illegal)
+//!   3        codec::CodecLayer              (Bytes -> Inbound)       codec::CodecLayer              (Msg -> Bytes)
+//!   2        framing::FrameCodec            (u32-LE frames)          channel::Writer                (batched writes)
+//!   1        any AsyncRead + AsyncWrite: TCP, Unix socket, tokio::io::duplex
+//! ```
+//!
+//! Each layer is a `tower::Layer`; [`tower::ServiceBuilder`] stacks them,
+//! first layer outermost, so a receive stack reads bottom-up in the order
+//! a frame meets the layers, and a user can insert their own layer
+//! (metrics, decryption, rate limits) between any two. Bad input travels
+//! up as an [`Inbound::Invalid`] item carrying a [`MsgTypeError`]: no layer
+//! below the policy ends the channel because of it. The layers that care
+//! about both directions (codec, msg-type, payload) implement both
+//! `Service<Inbound>` and `Service<Msg>`, so one layer value goes in both
+//! stacks and shares its state between them.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use scipp_layers::{codec::CodecLayer, msg_type::EnforceMsgTypeLayer, policy, Inbound, BoxError};
+//! use scipp_layers::payload::{PayloadSpecs, PldSpec, ValidatePayloadLayer};
+//! use scipp_codecs::msgpack::MsgpackCodec;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let codec = MsgpackCodec::new();
+//! let specs = PayloadSpecs::new(PldSpec::<MsgpackCodec>::any());
+//! let app = tower::service_fn(|item: Inbound| async move {
+//!     println!("{item:?}");
+//!     Ok::<_, BoxError>(())
+//! });
+//! let receive = ServiceBuilder::new()
+//!     .layer(CodecLayer::new(codec))
+//!     .layer(EnforceMsgTypeLayer::new())
+//!     .layer(ValidatePayloadLayer::new(codec, specs))
+//!     .layer(policy::ignore_and_warn())
+//!     .service(app);
+//! let garbage = Bytes::from_static(b"\xc1 not msgpack");
+//! receive.oneshot(garbage).await.unwrap(); // warned and dropped, not fatal
+//! # }
+//! ```
 #![doc(test(attr(deny(warnings))))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub use scipp_codecs as codecs;
 
+pub mod channel;
+pub mod codec;
 pub mod framing;
+pub mod future;
+mod inbound;
+pub mod msg_type;
+pub mod payload;
+pub mod policy;
+
+pub use inbound::Inbound;
+pub use payload::MsgTypeError;
+
+/// The error type of the stack's services.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,160 @@
+//! Running a stack on a transport: the read loop that feeds frames into a
+//! receive stack, and the writer that the send stack ends in.
+
+use crate::framing::{FrameCodec, FrameError};
+use crate::BoxError;
+use bytes::Bytes;
+use futures_util::{SinkExt, Stream, StreamExt};
+use std::task::{Context, Poll};
+use tokio::io::AsyncWrite;
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedWrite;
+use tokio_util::sync::PollSender;
+use tower::{Service, ServiceExt};
+
+/// Why a channel's read loop ended.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChannelError {
+    /// The transport or the framing failed.
+    #[error("transport: {0}")]
+    Frame(#[from] FrameError),
+    /// A layer ended the channel (e.g. a fail-fast policy on an error that
+    /// belongs to no context).
+    #[error("stack: {0}")]
+    Stack(BoxError),
+}
+
+/// Feeds every frame of `frames` through the receive stack `stack`, one at
+/// a time, in order: `poll_ready` is the backpressure. Returns `Ok` at a
+/// clean end of stream.
+///
+/// # Errors
+/// The first framing error or stack error, which ends the loop.
+///
+/// ```
+/// use bytes::Bytes;
+/// use scipp_layers::{channel, codec::CodecLayer, Inbound, BoxError};
+/// use scipp_codecs::msgpack::MsgpackCodec;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let frames = futures_util::stream::iter(vec![
+///     Ok(Bytes::from_static(b"\x82\xa8msg_type\xa4Stop\xa3cid\xa2c1")),
+/// ]);
+/// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+/// let app = tower::service_fn(move |item: Inbound| {
+///     let tx = tx.clone();
+///     async move { tx.send(item).map_err(|_| BoxError::from("closed")) }
+/// });
+/// let stack = tower::ServiceBuilder::new().layer(CodecLayer::new(MsgpackCodec::new())).service(app);
+/// channel::drive(frames, stack).await.unwrap();
+/// assert!(rx.recv().await.unwrap().as_msg().is_some());
+/// # }
+/// ```
+pub async fn drive<F, S>(frames: F, mut stack: S) -> Result<(), ChannelError>
+where
+    F: Stream<Item = Result<Bytes, FrameError>>,
+    S: Service<Bytes, Response = ()>,
+    S::Error: Into<BoxError>,
+{
+    futures_util::pin_mut!(frames);
+    while let Some(frame) = frames.next().await {
+        let frame = frame?;
+        let svc = stack
+            .ready()
+            .await
+            .map_err(|e| ChannelError::Stack(e.into()))?;
+        svc.call(frame)
+            .await
+            .map_err(|e| ChannelError::Stack(e.into()))?;
+    }
+    Ok(())
+}
+
+/// The bottom of a send stack: a `Service<Bytes>` that queues frames for a
+/// writer task. The task writes every frame that is ready before one flush,
+/// so bursts of messages cost one syscall. Cloning shares the writer.
+///
+/// ```
+/// use bytes::Bytes;
+/// use futures_util::StreamExt;
+/// use scipp_layers::{channel::Writer, framing::FramingLayer};
+/// use tower::{Layer, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (a, b) = tokio::io::duplex(1024);
+/// let (writer, task) = Writer::spawn(a, FramingLayer::new().codec(), 64);
+/// writer.oneshot(Bytes::from_static(b"hi")).await.unwrap();
+/// let mut frames = FramingLayer::new().layer(b);
+/// assert_eq!(frames.next().await.unwrap().unwrap(), "hi");
+/// # drop(task);
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Writer {
+    tx: PollSender<Bytes>,
+}
+
+impl Clone for Writer {
+    fn clone(&self) -> Self {
+        Writer {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl Writer {
+    /// Starts a writer task on `io`, with room for `queue` frames before
+    /// senders wait. The task ends when every `Writer` is dropped (after
+    /// writing what was queued) or on the first write error, which it
+    /// returns.
+    pub fn spawn<W>(
+        io: W,
+        codec: FrameCodec,
+        queue: usize,
+    ) -> (Writer, tokio::task::JoinHandle<Result<(), FrameError>>)
+    where
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(queue.max(1));
+        let task = tokio::spawn(async move {
+            let mut sink = FramedWrite::new(io, codec);
+            while let Some(first) = rx.recv().await {
+                sink.feed(first).await?;
+                while let Ok(next) = rx.try_recv() {
+                    sink.feed(next).await?;
+                }
+                sink.flush().await?;
+            }
+            sink.close().await
+        });
+        (
+            Writer {
+                tx: PollSender::new(tx),
+            },
+            task,
+        )
+    }
+}
+
+impl Service<Bytes> for Writer {
+    type Response = ();
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<(), BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.tx
+            .poll_reserve(cx)
+            .map_err(|_| "the channel's writer has stopped".into())
+    }
+
+    fn call(&mut self, frame: Bytes) -> Self::Future {
+        std::future::ready(
+            self.tx
+                .send_item(frame)
+                .map_err(|_| "the channel's writer has stopped".into()),
+        )
+    }
+}
