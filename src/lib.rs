@@ -6,7 +6,9 @@
 //! - [`codecs`] (`scipp-codecs`): the message set ([`msg`]), the [`Codec`]
 //!   trait and the codecs: [`MsgpackCodec`] (byte for byte as tractor
 //!   writes it), `CborCodec` and `ProtobufCodec`.
-//! - [`layers`] (`scipp-layers`): the stack, starting with [`framing`].
+//! - [`layers`] (`scipp-layers`): the stack, one `tower::Layer` per
+//!   concern: [`framing`], [`codec`], [`msg_type`], [`payload`],
+//!   [`policy`], and [`channel`] to run it on a transport.
 //!
 //! # Example: a real tractor frame off a real socket
 //!
@@ -53,6 +55,13 @@ pub use scipp_codecs::protobuf::{self, ProtobufCodec};
 pub use scipp_codecs::{
     msg, Codec, DecodeError, DecodeErrorKind, EncodeError, PayloadError, WireProfile,
 };
-pub use scipp_layers::framing;
+pub use scipp_layers::{
+    channel, codec, framing, msg_type, payload, policy, BoxError, Inbound, MsgTypeError,
+};
 
 pub mod sample;
+
+/// The README's code, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -25,6 +25,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    init_logging();
     let result = match args.command {
         Command::Demo => cli::demo::run(),
         Command::Decode(a) => cli::decode::run(a),
@@ -37,4 +38,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr; `SCIPP_LOG` picks the level (default `warn`).
+fn init_logging() {
+    let level = std::env::var("SCIPP_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::WARN);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .with_target(false)
+        .init();
 }

@@ -96,7 +96,9 @@ async fn tour() -> Result<(), CliError> {
         peer.name
     );
 
-    println!("2. Bad input gets a typed error, never a panic\n");
+    policies(codec).await?;
+
+    println!("3. Bad input gets a typed error, never a panic\n");
     let bad_tag = Bytes::from_static(b"\x82\xa8msg_type\xa4Yeld\xa3cid\xa2c1");
     let err = codec.decode(bad_tag).unwrap_err();
     println!("   a frame with msg_type \"Yeld\":   {err}");
@@ -105,10 +107,158 @@ async fn tour() -> Result<(), CliError> {
         "   a Yield without a cid:          {}",
         codec.decode(no_cid).unwrap_err()
     );
-    let raw = codec.encode_payload("not-an-int")?;
-    let err = codec.decode_payload::<i64>(&raw).unwrap_err();
-    println!("   \"not-an-int\" decoded as an int: {err}");
+    let bad = Msg::Yield(Yield {
+        cid: Cid::from("c1"),
+        pld: codec.encode_payload("not-an-int")?,
+    });
+    let spec = scipp::payload::PldSpec::<MsgpackCodec>::of::<i64>();
+    let err = spec.validate(&codec, &bad, Some(&me.uid())).unwrap_err();
+    println!("   a Yield(\"not-an-int\") in an `int` context, as a MsgTypeError:\n");
+    for line in err.to_string().lines() {
+        println!("     | {line}");
+    }
+
+    println!("\n4. The codecs compared (Yield of each payload; encode = payload + envelope)\n");
+    let rows = super::codecs::builtin(std::time::Duration::from_millis(40))?;
+    super::codecs::print_table(&rows);
+    println!("\n   Your own payloads: scipp codecs --payloads FILE.jsonl");
     Ok(())
+}
+
+/// Section 2: the same bad `Yield` under each receive policy, through the
+/// real stack (codec, msg-type, payload spec `int`, policy) over TCP.
+async fn policies(codec: MsgpackCodec) -> Result<(), CliError> {
+    println!("2. One bad payload under each policy (context spec: int)\n");
+    println!("   the parent streams Yield(1), Yield(\"not-an-int\"), Yield(2) to an `echo_int` endpoint\n");
+    for name in ["ignore-and-warn", "fail-fast", "relay-to-sender"] {
+        let (delivered, relayed) = one_policy(codec, name).await?;
+        println!("   {name:<16} endpoint got: {}", delivered.join(", "));
+        if let Some(text) = relayed {
+            println!("   {:<16} parent got back an Error:", "");
+            for line in text.lines() {
+                println!("   {:<18}| {line}", "");
+            }
+        }
+    }
+    println!();
+    Ok(())
+}
+
+async fn one_policy(
+    codec: MsgpackCodec,
+    policy: &str,
+) -> Result<(Vec<String>, Option<String>), CliError> {
+    use scipp::payload::{PayloadSpecs, PldSpec, ValidatePayloadLayer};
+    use scipp::{channel, codec::CodecLayer, msg_type::EnforceMsgTypeLayer, BoxError, Inbound};
+    use tower::util::BoxCloneService;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    let parent = Aid::new("scipp_client", "e6c23380-01c1-472d-a24d-7e06a1f1cbe5");
+    let child = Aid::new("scipp_peer", "659aea7d-8870-4c70-8c64-345c54084a49");
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let mut client = FramingLayer::new().layer(TcpStream::connect(listener.local_addr()?).await?);
+    let (server, _) = listener.accept().await?;
+    let (read, write) = server.into_split();
+
+    // The endpoint's side: the stack, with the chosen policy on top.
+    let (writer, _task) = channel::Writer::spawn(write, FramingLayer::new().codec(), 16);
+    let enforce = EnforceMsgTypeLayer::new().peer(parent.uid());
+    let specs = PayloadSpecs::new(PldSpec::<MsgpackCodec>::of::<i64>());
+    let send = ServiceBuilder::new()
+        .layer(ValidatePayloadLayer::new(codec, specs.clone()))
+        .layer(enforce.clone())
+        .layer(CodecLayer::new(codec))
+        .service(writer);
+    let (tx, mut got) = tokio::sync::mpsc::unbounded_channel::<Inbound>();
+    let app = tower::service_fn(move |item: Inbound| {
+        let tx = tx.clone();
+        async move { tx.send(item).map_err(|_| BoxError::from("endpoint gone")) }
+    });
+    let checks = ServiceBuilder::new()
+        .layer(CodecLayer::new(codec).peer(parent.uid()))
+        .layer(enforce)
+        .layer(ValidatePayloadLayer::new(codec, specs).peer(parent.uid()));
+    let stack: BoxCloneService<bytes::Bytes, (), BoxError> = match policy {
+        "ignore-and-warn" => {
+            BoxCloneService::new(checks.layer(scipp::policy::ignore_and_warn()).service(app))
+        }
+        "fail-fast" => BoxCloneService::new(checks.layer(scipp::policy::fail_fast()).service(app)),
+        _ => BoxCloneService::new(
+            checks
+                .layer(scipp::policy::relay_to_sender(send.clone(), child.uid()))
+                .service(app),
+        ),
+    };
+    let reader = tokio::spawn(channel::drive(
+        tokio_util::codec::FramedRead::new(read, FramingLayer::new().codec()),
+        stack,
+    ));
+
+    // The parent's side, by hand: Start, then (after our Started) a stream.
+    let cid = Cid::from("5f1c0f7e-6a3b-4d0e-9a51-1f0e2a3b4c5d");
+    let kwargs = codec.encode_payload(&std::collections::BTreeMap::<String, i64>::new())?;
+    let start = Start {
+        cid: cid.clone(),
+        ns: "scipp_peer".into(),
+        func: "echo_int".into(),
+        kwargs,
+        uid: parent.uid(),
+        pld_spec: Start::DEFAULT_PLD_SPEC.into(),
+    };
+    client
+        .send(codec.encode_to_bytes(&Msg::from(start))?)
+        .await?;
+    got.recv().await.ok_or("no Start")?;
+    let started = Msg::Started(Started {
+        cid: cid.clone(),
+        pld: codec.encode_payload(&0)?,
+    });
+    send.clone().oneshot(started).await?;
+    client.next().await.ok_or("no Started")??;
+    for v in [
+        rmpv::Value::from(1),
+        rmpv::Value::from("not-an-int"),
+        rmpv::Value::from(2),
+    ] {
+        let y = Msg::Yield(Yield {
+            cid: cid.clone(),
+            pld: codec.encode_payload(&v)?,
+        });
+        client.send(codec.encode_to_bytes(&y)?).await?;
+    }
+    client
+        .send(codec.encode_to_bytes(&Msg::Stop(Stop { cid: cid.clone() }))?)
+        .await?;
+
+    let mut delivered = Vec::new();
+    loop {
+        match got.recv().await {
+            Some(Inbound::Msg(Msg::Yield(y))) => delivered.push(render::payload(&codec, &y.pld)),
+            Some(Inbound::Msg(Msg::Stop(_))) => {
+                delivered.push("Stop".into());
+                break;
+            }
+            Some(Inbound::Msg(_)) => {}
+            Some(Inbound::Invalid(e)) => {
+                delivered.push(format!("MsgTypeError({})", e.value().unwrap_or("?")))
+            }
+            None => break,
+        }
+        if policy == "fail-fast" && delivered.len() == 2 {
+            break; // nothing more of this context will come
+        }
+    }
+    let relayed = if policy == "relay-to-sender" {
+        match codec.decode(client.next().await.ok_or("no relayed Error")??)? {
+            Msg::Error(e) => e.message,
+            other => return Err(format!("expected an Error, got {:?}", other.kind()).into()),
+        }
+    } else {
+        None
+    };
+    drop(client);
+    reader.await??;
+    Ok((delivered, relayed))
 }
 
 fn serde_json_map(key: &str, value: &str) -> std::collections::BTreeMap<String, String> {

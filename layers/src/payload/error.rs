@@ -217,6 +217,18 @@ impl MsgTypeError {
         }
     }
 
+    /// The message on one line, for logs:
+    /// ``invalid `Yield` msg payload: value: `'x'` does not match type-spec: `Yield.pld: int` ``.
+    pub fn summary(&self) -> String {
+        let text = self.tractor_message();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        lines.join(": ")
+    }
+
     /// Packs this error as the wire `Error` that `me` sends to the peer:
     /// `src_type_str = boxed_type_str = "MsgTypeError"`, `relay_path =
     /// [me]`, the tractor-worded `message`, and the bad message in

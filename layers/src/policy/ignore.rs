@@ -57,7 +57,8 @@ where
                     cid = err.cid().map(|c| c.as_str()),
                     peer = err.src_uid().map(|u| u.name.as_str()),
                     kind = err.kind().map(|k| k.as_str()),
-                    "dropping an invalid message: {err}"
+                    "dropping an invalid message: {}",
+                    err.summary()
                 );
                 ResponseFuture::ready(Ok(()))
             }

@@ -74,7 +74,10 @@ where
             return ResponseFuture::inner(self.inner.call(item));
         };
         if err.cid().is_none() {
-            tracing::warn!("dropping an invalid message without a cid (not relayable): {err}");
+            tracing::warn!(
+                "dropping an invalid message without a cid (not relayable): {}",
+                err.summary()
+            );
             return ResponseFuture::ready(Ok(()));
         }
         tracing::debug!(
