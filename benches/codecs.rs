@@ -13,6 +13,10 @@ use scipp::Codec;
 fn bench_codec<C: Codec>(c: &mut Criterion, codec: C) {
     let name = codec.name();
     let samples = sample::messages(&codec).expect("samples encode");
+    for s in &samples {
+        let size = codec.encode_to_bytes(&s.msg).expect("encodes").len();
+        eprintln!("encoded size {name}/{}: {size} bytes", s.name);
+    }
 
     let mut group = c.benchmark_group(format!("{name}/encode"));
     for s in &samples {

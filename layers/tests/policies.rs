@@ -590,3 +590,95 @@ async fn cancel_ack_passes_whatever_the_spec() {
     svc.ready().await.unwrap().call(frame(&ack)).await.unwrap();
     assert_eq!(h.drain().len(), 1);
 }
+
+/// A stand-in for the context router (a later layer): hands each item to
+/// the delivery stack of its context.
+#[derive(Clone)]
+struct PerContext {
+    routes: Arc<
+        Mutex<
+            std::collections::HashMap<String, tower::util::BoxCloneService<Inbound, (), BoxError>>,
+        >,
+    >,
+}
+
+impl Service<Inbound> for PerContext {
+    type Response = ();
+    type Error = BoxError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), BoxError>> + Send>>;
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, item: Inbound) -> Self::Future {
+        let key = item
+            .cid()
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_default();
+        let route = self.routes.lock().unwrap().get(&key).cloned();
+        Box::pin(async move {
+            match route {
+                Some(svc) => svc.oneshot(item).await,
+                None => Ok(()),
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn policies_can_differ_per_context() {
+    let mut h = Harness::new();
+    // CID fails fast, OTHER ignores and warns; both deliver to the app.
+    let routes = [
+        (
+            CID.to_owned(),
+            tower::util::BoxCloneService::new(policy::fail_fast().layer(h.app.clone())),
+        ),
+        (
+            OTHER.to_owned(),
+            tower::util::BoxCloneService::new(policy::ignore_and_warn().layer(h.app.clone())),
+        ),
+    ];
+    let router = PerContext {
+        routes: Arc::new(Mutex::new(routes.into_iter().collect())),
+    };
+    let mut svc = ServiceBuilder::new()
+        .layer(CodecLayer::new(codec()).peer(client()))
+        .layer(h.enforce.clone())
+        .layer(ValidatePayloadLayer::new(codec(), h.specs.clone()))
+        .service(router);
+    h.open_both(&mut svc).await;
+    let frames = vec![
+        frame(&yield_of(CID, 1)),
+        frame(&yield_of(OTHER, 1)),
+        frame(&yield_of(CID, "bad")),
+        frame(&yield_of(OTHER, "bad")),
+        frame(&yield_of(CID, 2)),
+        frame(&yield_of(OTHER, 2)),
+    ];
+    feed(&mut svc, frames).await.unwrap();
+    let items = h.drain();
+    assert_eq!(
+        yields_of(&items, CID),
+        vec![1],
+        "fail-fast context stops at its error"
+    );
+    assert_eq!(
+        yields_of(&items, OTHER),
+        vec![1, 2],
+        "ignore-and-warn context goes on"
+    );
+    let errors: Vec<&str> = items
+        .iter()
+        .filter_map(Inbound::as_invalid)
+        .filter_map(|e| e.cid())
+        .map(Cid::as_str)
+        .collect();
+    assert_eq!(
+        errors,
+        vec![CID],
+        "only the fail-fast context sees its error"
+    );
+}

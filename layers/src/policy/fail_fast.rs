@@ -2,6 +2,8 @@ use crate::future::ResponseFuture;
 use crate::{BoxError, Inbound};
 use scipp_codecs::msg::Cid;
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
@@ -13,6 +15,9 @@ const REMEMBERED: usize = 4096;
 /// the error) and fails that context: nothing after it on that `cid` is
 /// delivered as valid. Other contexts go on. An invalid item with no
 /// context fails the whole channel (the service returns the error).
+///
+/// Clones of one service share the set of failed contexts, so a router or
+/// buffer that clones it still sees one consistent policy.
 ///
 /// ```
 /// use scipp_layers::{policy, Inbound, BoxError};
@@ -37,8 +42,7 @@ impl<S> Layer<S> for FailFastLayer {
     fn layer(&self, inner: S) -> Self::Service {
         FailFast {
             inner,
-            failed: HashSet::new(),
-            order: VecDeque::new(),
+            failed: Arc::new(Failed::default()),
         }
     }
 }
@@ -47,25 +51,46 @@ impl<S> Layer<S> for FailFastLayer {
 #[derive(Debug, Clone)]
 pub struct FailFast<S> {
     inner: S,
-    failed: HashSet<Cid>,
-    order: VecDeque<Cid>,
+    failed: Arc<Failed>,
+}
+
+/// The failed contexts, oldest first; `any` spares the lock until one fails.
+#[derive(Debug, Default)]
+struct Failed {
+    any: AtomicBool,
+    set: Mutex<(HashSet<Cid>, VecDeque<Cid>)>,
+}
+
+impl Failed {
+    fn contains(&self, cid: &Cid) -> bool {
+        self.any.load(Ordering::Acquire)
+            && self
+                .set
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .0
+                .contains(cid)
+    }
+
+    fn insert(&self, cid: Cid) {
+        let mut guard = self.set.lock().unwrap_or_else(PoisonError::into_inner);
+        let (set, order) = &mut *guard;
+        if set.insert(cid.clone()) {
+            order.push_back(cid);
+            if order.len() > REMEMBERED {
+                if let Some(old) = order.pop_front() {
+                    set.remove(&old);
+                }
+            }
+        }
+        self.any.store(true, Ordering::Release);
+    }
 }
 
 impl<S> FailFast<S> {
     /// Whether context `cid` has failed.
     pub fn has_failed(&self, cid: &Cid) -> bool {
         self.failed.contains(cid)
-    }
-
-    fn fail(&mut self, cid: Cid) {
-        if self.failed.insert(cid.clone()) {
-            self.order.push_back(cid);
-            if self.order.len() > REMEMBERED {
-                if let Some(old) = self.order.pop_front() {
-                    self.failed.remove(&old);
-                }
-            }
-        }
     }
 }
 
@@ -89,7 +114,7 @@ where
                 ResponseFuture::ready(Ok(()))
             }
             Some(cid) if item.as_invalid().is_some() => {
-                self.fail(cid);
+                self.failed.insert(cid);
                 ResponseFuture::inner(self.inner.call(item))
             }
             None => match item {
