@@ -591,15 +591,13 @@ async fn cancel_ack_passes_whatever_the_spec() {
     assert_eq!(h.drain().len(), 1);
 }
 
+type Route = tower::util::BoxCloneService<Inbound, (), BoxError>;
+
 /// A stand-in for the context router (a later layer): hands each item to
 /// the delivery stack of its context.
 #[derive(Clone)]
 struct PerContext {
-    routes: Arc<
-        Mutex<
-            std::collections::HashMap<String, tower::util::BoxCloneService<Inbound, (), BoxError>>,
-        >,
-    >,
+    routes: Arc<Mutex<std::collections::HashMap<String, Route>>>,
 }
 
 impl Service<Inbound> for PerContext {
