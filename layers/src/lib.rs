@@ -58,15 +58,21 @@ pub use scipp_codecs as codecs;
 
 pub mod channel;
 pub mod codec;
+pub mod context;
 pub mod framing;
 pub mod future;
 mod inbound;
 pub mod msg_type;
 pub mod payload;
+pub mod peer;
 pub mod policy;
+pub mod relay;
+pub mod route;
+mod uuid;
 
 pub use inbound::Inbound;
 pub use payload::MsgTypeError;
+pub use uuid::new_uuid;
 
 /// The error type of the stack's services.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

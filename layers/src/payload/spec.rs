@@ -216,7 +216,7 @@ impl<C> fmt::Debug for PayloadSpecs<C> {
     }
 }
 
-impl<C: Codec> PayloadSpecs<C> {
+impl<C> PayloadSpecs<C> {
     /// A table whose contexts use `default` unless given their own spec.
     pub fn new(default: PldSpec<C>) -> Self {
         PayloadSpecs {

@@ -1,0 +1,288 @@
+use super::{ContextError, Core};
+use crate::relay;
+use crate::route::state::{ChildCancel, Shared};
+use crate::BoxError;
+use scipp_codecs::msg::{self, Cid, FuncType, Msg, RawPayload, Uid};
+use scipp_codecs::Codec;
+use serde::{de::DeserializeOwned, Serialize};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio_util::sync::CancellationToken;
+
+/// Stream state the endpoint task and its runner both need.
+#[derive(Debug, Default)]
+struct Flags {
+    started: AtomicBool,
+    stop_sent: AtomicBool,
+    stop_received: AtomicBool,
+}
+
+/// The child (endpoint) side of a context.
+///
+/// ```
+/// use scipp_layers::{context::ChildContext, payload::PldSpec, peer::Peer, route::Endpoints, BoxError};
+/// use scipp_codecs::msgpack::MsgpackCodec;
+///
+/// // `echo`: started(first), echo every streamed value, return the count.
+/// async fn echo(mut ctx: ChildContext<MsgpackCodec>, kw: std::collections::BTreeMap<String, i64>) -> Result<u64, BoxError> {
+///     ctx.started(&kw.get("first")).await?;
+///     let mut n = 0;
+///     while let Some(v) = ctx.recv::<i64>().await? {
+///         ctx.send(&v).await?;
+///         n += 1;
+///     }
+///     Ok(n)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let mut endpoints = Endpoints::new();
+/// endpoints.context("demo", "echo", PldSpec::any(), echo);
+/// let server = Peer::new("server", MsgpackCodec::new()).endpoints(endpoints);
+/// let (a, b) = tokio::io::duplex(4096);
+/// let client = Peer::new("client", MsgpackCodec::new());
+/// let (_served, chan) = tokio::join!(server.channel(a), client.channel(b));
+/// let chan = chan.unwrap(); // dropping the channel would close it
+/// let (mut ctx, first): (_, Option<i64>) = chan.open_context("demo", "echo").start().await.unwrap();
+/// assert_eq!(first, None);
+/// ctx.send(&7).await.unwrap();
+/// assert_eq!(ctx.recv::<i64>().await.unwrap(), Some(7));
+/// ctx.close().await.unwrap();
+/// assert_eq!(ctx.result::<u64>().await.unwrap(), 1);
+/// # }
+/// ```
+pub struct ChildContext<C> {
+    core: Core<C>,
+    flags: Arc<Flags>,
+    cancel: CancellationToken,
+    place: String,
+}
+
+impl<C> std::fmt::Debug for ChildContext<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildContext")
+            .field("cid", &self.core.cid)
+            .field("endpoint", &self.place)
+            .finish()
+    }
+}
+
+/// Runs an endpoint task to its end and sends its final message.
+pub(crate) struct ChildRunner {
+    cid: Cid,
+    flags: Arc<Flags>,
+    cancel: ChildCancel,
+    place: String,
+}
+
+impl<C: Codec> ChildContext<C> {
+    pub(crate) fn open(
+        shared: Arc<Shared<C>>,
+        cid: Cid,
+        _functype: FuncType,
+        place: String,
+    ) -> Result<(Self, ChildRunner), ContextError> {
+        let cancel = ChildCancel {
+            token: CancellationToken::new(),
+            canceller: Arc::new(Mutex::new(None)),
+            finished: CancellationToken::new(),
+        };
+        let rx = shared.open_slot(&cid, Some(cancel.clone()))?;
+        let flags = Arc::new(Flags::default());
+        let runner = ChildRunner {
+            cid: cid.clone(),
+            flags: flags.clone(),
+            cancel: cancel.clone(),
+            place: place.clone(),
+        };
+        let ctx = ChildContext {
+            core: Core {
+                shared,
+                cid,
+                rx,
+                owns_slot: true,
+            },
+            flags,
+            cancel: cancel.token,
+            place,
+        };
+        Ok((ctx, runner))
+    }
+
+    /// The context id.
+    pub fn cid(&self) -> &Cid {
+        &self.core.cid
+    }
+
+    /// The parent's uid.
+    pub fn peer(&self) -> &Uid {
+        &self.core.shared.peer
+    }
+
+    /// The channel's codec (to encode or decode payloads by hand).
+    pub fn codec(&self) -> &C {
+        &self.core.shared.codec
+    }
+
+    /// Sends the first value. Exactly once, before any stream; the value is
+    /// round-trip validated against the context's payload spec before
+    /// anything is written.
+    ///
+    /// # Errors
+    /// A send-side [`MsgTypeError`](crate::MsgTypeError) for a value
+    /// outside the spec, or a second call.
+    pub async fn started<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ContextError> {
+        let pld = self.core.encode(value)?;
+        self.core
+            .send(Msg::Started(msg::Started {
+                cid: self.core.cid.clone(),
+                pld,
+            }))
+            .await?;
+        self.flags.started.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Sends one stream item.
+    ///
+    /// # Errors
+    /// Before `started`, after `close`, or when the channel is gone.
+    pub async fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ContextError> {
+        let pld = self.core.encode(value)?;
+        self.core
+            .send(Msg::Yield(msg::Yield {
+                cid: self.core.cid.clone(),
+                pld,
+            }))
+            .await
+    }
+
+    /// The parent's next stream item; `None` once it closed its stream.
+    ///
+    /// # Errors
+    /// A remote error, an invalid message, or a closed channel.
+    pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ContextError> {
+        if self.flags.stop_received.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        loop {
+            match self.core.next().await? {
+                Msg::Yield(y) => return self.core.decode(&y.pld).map(Some),
+                Msg::Stop(_) => {
+                    self.flags.stop_received.store(true, Ordering::Release);
+                    return Ok(None);
+                }
+                Msg::Error(e) => return Err(relay::RemoteError::from(*e).into()),
+                other => tracing::debug!("child ignoring {:?}", other.kind()),
+            }
+        }
+    }
+
+    /// Closes our side of the stream (sends `Stop`, once).
+    ///
+    /// # Errors
+    /// When the channel is gone.
+    pub async fn close(&mut self) -> Result<(), ContextError> {
+        if self.flags.stop_sent.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.core
+            .send(Msg::Stop(msg::Stop {
+                cid: self.core.cid.clone(),
+            }))
+            .await
+    }
+
+    /// Resolves when the parent (or an actor cancel) cancels this task.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await;
+    }
+}
+
+impl ChildRunner {
+    /// Drives the endpoint future; sends `Return`, a boxed `Error`, or (on
+    /// cancel) `Stop` if its stream is open and `ContextCancelled`.
+    pub(crate) async fn run<C, F>(self, shared: Arc<Shared<C>>, functype: FuncType, endpoint: F)
+    where
+        C: Codec,
+        F: Future<Output = Result<RawPayload, BoxError>>,
+    {
+        let outcome = tokio::select! {
+            out = endpoint => Some(out),
+            () = self.cancel.token.cancelled() => None,
+        };
+        let cid = self.cid.clone();
+        let final_msg = match outcome {
+            Some(Ok(_)) if functype == FuncType::AsyncGen => {
+                (!self.flags.stop_sent.load(Ordering::Acquire))
+                    .then(|| Msg::Stop(msg::Stop { cid: cid.clone() }))
+            }
+            Some(Ok(pld)) => Some(Msg::Return(msg::Return {
+                cid: cid.clone(),
+                pld,
+            })),
+            Some(Err(e)) => Some(Msg::from(relay::pack(
+                &*e,
+                &shared.me,
+                Some(cid.clone()),
+                &self.place,
+            ))),
+            // A cancelled plain RPC sends nothing (tractor).
+            None if functype == FuncType::AsyncFunc => None,
+            None => {
+                let f = &self.flags;
+                let stream_open = f.started.load(Ordering::Acquire)
+                    && !f.stop_sent.load(Ordering::Acquire)
+                    && !f.stop_received.load(Ordering::Acquire);
+                if stream_open && !shared.closed.is_cancelled() {
+                    let _ = shared.send(Msg::Stop(msg::Stop { cid: cid.clone() })).await;
+                }
+                let canceller = self
+                    .cancel
+                    .canceller
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                Some(Msg::from(context_cancelled(
+                    &shared.me,
+                    canceller,
+                    &cid,
+                    &self.place,
+                )))
+            }
+        };
+        if let Some(m) = final_msg {
+            if !shared.closed.is_cancelled() {
+                if let Err(e) = shared.send(m).await {
+                    tracing::debug!(cid = cid.as_str(), "could not send the final message: {e}");
+                }
+            }
+        }
+        shared.close_slot(&cid);
+        self.cancel.finished.cancel();
+    }
+}
+
+/// `Error(ContextCancelled)` as tractor's `_invoke` sends it (spec §6.4).
+pub(crate) fn context_cancelled(
+    me: &Uid,
+    canceller: Option<Uid>,
+    cid: &Cid,
+    place: &str,
+) -> msg::Error {
+    let canceller = canceller.unwrap_or_else(|| me.clone());
+    let by = if &canceller == me {
+        "itself"
+    } else {
+        "its 'parent'-side peer"
+    };
+    let mut err = msg::Error::new(me.clone(), "ContextCancelled");
+    err.message = Some(format!(
+        "'child'-side task was cancelled by {by}\n<= canceller: {canceller}\n=> cancellee: {me}\n  |_'child' <endpoint {place}>"
+    ));
+    err.tb_str = format!("ContextCancelled: endpoint {place} was cancelled by {canceller}\n");
+    err.canceller = Some(canceller);
+    err.cid = Some(cid.clone());
+    err
+}

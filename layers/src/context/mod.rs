@@ -1,0 +1,85 @@
+//! IPC contexts: the two ends of one structured-concurrency dialog.
+//!
+//! - [`Context`] is the parent (caller) side, opened with
+//!   [`Channel::open_context`](crate::peer::Channel::open_context): the
+//!   child's first value, a bidirectional typed stream, then the final
+//!   result or a typed error.
+//! - [`ChildContext`] is what an endpoint gets: send `Started` once,
+//!   stream, return.
+//!
+//! # Structured concurrency
+//!
+//! A [`Context`] cannot outlive the code that opened it without the remote
+//! task hearing of it: dropping it before its final message (an early
+//! return, `?`, a panic) sends `self._cancel_task` to the peer from a
+//! background task that waits, bounded, for the peer's answer. Prefer
+//! calling [`Context::cancel`] (which waits, and tells you the outcome) or
+//! [`Context::result`] explicitly; the drop path is the safety net, and
+//! needs a running tokio runtime.
+
+mod child;
+mod error;
+mod parent;
+
+pub use self::child::ChildContext;
+pub use self::error::ContextError;
+pub use self::parent::{Context, OpenContext};
+
+use crate::route::state::Shared;
+use crate::Inbound;
+use scipp_codecs::msg::{Cid, Msg, RawPayload};
+use scipp_codecs::Codec;
+use serde::{de::DeserializeOwned, Serialize};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// What both ends of a context hold: the channel, the cid, the queue.
+struct Core<C> {
+    shared: Arc<Shared<C>>,
+    cid: Cid,
+    rx: mpsc::Receiver<Inbound>,
+    /// Whether dropping this closes the context's queue (false once a
+    /// background cancel took the queue over).
+    owns_slot: bool,
+}
+
+impl<C: Codec> Core<C> {
+    /// The next message of this context. An invalid one ends the
+    /// receive (fail-fast, tractor's default per-context policy).
+    async fn next(&mut self) -> Result<Msg, ContextError> {
+        match self.rx.recv().await {
+            Some(Inbound::Msg(msg)) => Ok(msg),
+            Some(Inbound::Invalid(err)) => Err(ContextError::MsgType(err)),
+            None => Err(self.shared.transport_closed()),
+        }
+    }
+
+    async fn send(&self, msg: Msg) -> Result<(), ContextError> {
+        if self.shared.closed.is_cancelled() {
+            return Err(self.shared.transport_closed());
+        }
+        self.shared
+            .send(msg)
+            .await
+            .map_err(|e| match e.downcast::<crate::MsgTypeError>() {
+                Ok(mte) => ContextError::MsgType(*mte),
+                Err(e) => ContextError::Send(e),
+            })
+    }
+
+    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<RawPayload, ContextError> {
+        Ok(self.shared.codec.encode_payload(value)?)
+    }
+
+    fn decode<T: DeserializeOwned>(&self, raw: &RawPayload) -> Result<T, ContextError> {
+        Ok(self.shared.codec.decode_payload(raw)?)
+    }
+}
+
+impl<C> Drop for Core<C> {
+    fn drop(&mut self) {
+        if self.owns_slot {
+            self.shared.close_slot(&self.cid);
+        }
+    }
+}

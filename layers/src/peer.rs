@@ -1,0 +1,345 @@
+//! Peers and channels: an identity, the handshake, and a running stack per
+//! connection.
+//!
+//! A [`Peer`] is an actor identity ([`Aid`]: name + uuid), the endpoints it
+//! serves and its settings. [`Peer::channel`] turns any connected
+//! `AsyncRead + AsyncWrite` (TCP, Unix socket, `tokio::io::duplex`) into a
+//! [`Channel`]: both sides send their `Aid` and read the other's (bounded
+//! by a timeout), then the full stack runs:
+//!
+//! ```text
+//! read loop:  frames -> CodecLayer -> EnforceMsgTypeLayer -> ValidatePayloadLayer -> Router -> contexts / endpoints
+//! send path:  contexts -> ValidatePayloadLayer -> EnforceMsgTypeLayer -> CodecLayer -> Writer (batched)
+//! ```
+//!
+//! The handshake is symmetric, as in tractor: the same call serves the
+//! connecting and the accepting side.
+
+use crate::channel::{self, Writer};
+use crate::codec::CodecLayer;
+use crate::context::{Context, ContextError, OpenContext};
+use crate::framing::{FrameError, FramingLayer};
+use crate::msg_type::EnforceMsgTypeLayer;
+use crate::payload::{PayloadSpecs, PldSpec, ValidatePayloadLayer};
+use crate::route::state::{Orphan, Shared};
+use crate::route::{Endpoints, Overrun, Router};
+use futures_util::StreamExt;
+use scipp_codecs::msg::{Aid, Msg, Uid};
+use scipp_codecs::Codec;
+use serde::{de::DeserializeOwned, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, Mutex};
+use tokio_util::codec::FramedRead;
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt};
+
+/// Why a channel could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerError {
+    /// The peer did not send its `Aid` in time.
+    #[error("handshake: no Aid from the peer within {0:?}")]
+    HandshakeTimeout(Duration),
+    /// The peer's first message was not an `Aid`.
+    #[error("handshake: expected the peer's Aid, got {0}")]
+    Handshake(String),
+    /// The transport failed or closed during the handshake.
+    #[error("handshake: {0}")]
+    Transport(#[from] FrameError),
+    /// Connecting failed.
+    #[error("connect: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Settings of a [`Peer`], with documented defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// How long to wait for the peer's `Aid`: 10 s (tractor HEAD's).
+    pub handshake_timeout: Duration,
+    /// Messages queued per context before [`Overrun`] applies: 64
+    /// (tractor's `msg_buffer_size`).
+    pub queue: usize,
+    /// What a full context queue does: [`Overrun::Backpressure`].
+    pub overrun: Overrun,
+    /// Validate every outgoing `Yield`/`Return` against the spec, not only
+    /// `Started`: off.
+    pub strict: bool,
+    /// Largest frame body accepted or sent.
+    pub max_frame_len: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            handshake_timeout: Duration::from_secs(10),
+            queue: 64,
+            overrun: Overrun::Backpressure,
+            strict: false,
+            max_frame_len: crate::framing::DEFAULT_MAX_FRAME_LEN,
+        }
+    }
+}
+
+/// An actor identity with the endpoints it serves.
+///
+/// ```
+/// use scipp_layers::{peer::Peer, route::Endpoints};
+/// use scipp_codecs::msgpack::MsgpackCodec;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// #[derive(serde::Deserialize)]
+/// struct Add { a: i64, b: i64 }
+/// let mut endpoints = Endpoints::new();
+/// endpoints.rpc("scipp_peer", "add", |kw: Add| async move { Ok(kw.a + kw.b) });
+/// let server = Peer::new("scipp_peer", MsgpackCodec::new()).endpoints(endpoints);
+/// let client = Peer::new("scipp_client", MsgpackCodec::new());
+///
+/// let (a, b) = tokio::io::duplex(4096);
+/// let (served, chan) = tokio::join!(server.channel(a), client.channel(b));
+/// let chan = chan.unwrap();
+/// let sum: i64 = chan.rpc("scipp_peer", "add", &[("a", 2), ("b", 3)].into_iter().collect::<std::collections::BTreeMap<_, _>>()).await.unwrap();
+/// assert_eq!(sum, 5);
+/// # drop(served);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Peer<C> {
+    aid: Aid,
+    codec: C,
+    endpoints: Arc<Endpoints<C>>,
+    config: Config,
+}
+
+impl<C: Codec> Peer<C> {
+    /// A peer named `name` with a fresh uuid, no endpoints, default config.
+    pub fn new(name: &str, codec: C) -> Self {
+        Peer {
+            aid: Aid::new(name, crate::new_uuid()),
+            codec,
+            endpoints: Arc::new(Endpoints::new()),
+            config: Config::default(),
+        }
+    }
+
+    /// Uses this exact identity (e.g. with HEAD's `pid`/`is_registrar`).
+    pub fn aid(mut self, aid: Aid) -> Self {
+        self.aid = aid;
+        self
+    }
+
+    /// Serves these endpoints.
+    pub fn endpoints(mut self, endpoints: Endpoints<C>) -> Self {
+        self.endpoints = Arc::new(endpoints);
+        self
+    }
+
+    /// Uses these settings.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// This peer's uid.
+    pub fn uid(&self) -> Uid {
+        self.aid.uid()
+    }
+
+    /// Runs the handshake on a connected transport and starts the channel.
+    ///
+    /// # Errors
+    /// A [`PeerError`] if the peer does not answer with its `Aid` in time.
+    pub async fn channel<IO>(&self, io: IO) -> Result<Channel<C>, PeerError>
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (read, write) = tokio::io::split(io);
+        let framing = FramingLayer::builder()
+            .max_frame_len(self.config.max_frame_len)
+            .new_layer();
+        let (writer, _writer_task) = Writer::spawn(write, framing.codec(), self.config.queue);
+        let mut frames = FramedRead::new(read, framing.codec());
+
+        let hello = self
+            .codec
+            .encode_to_bytes(&Msg::from(self.aid.clone()))
+            .map_err(|e| PeerError::Handshake(e.to_string()))?;
+        writer
+            .clone()
+            .oneshot(hello)
+            .await
+            .map_err(|e| PeerError::Handshake(e.to_string()))?;
+        let timeout = self.config.handshake_timeout;
+        let first = tokio::time::timeout(timeout, frames.next())
+            .await
+            .map_err(|_| PeerError::HandshakeTimeout(timeout))?;
+        let body = match first {
+            Some(frame) => frame?,
+            None => return Err(PeerError::Handshake("end of stream".into())),
+        };
+        let peer = match self.codec.decode(body) {
+            Ok(Msg::Aid(aid)) => aid.uid(),
+            Ok(other) => {
+                return Err(PeerError::Handshake(format!(
+                    "a `{}` message",
+                    other.kind()
+                )))
+            }
+            Err(e) => return Err(PeerError::Handshake(e.to_string())),
+        };
+        tracing::debug!(peer = %peer, me = %self.aid.name, "handshake done");
+
+        let specs = PayloadSpecs::new(PldSpec::<C>::any());
+        let enforce = EnforceMsgTypeLayer::new().peer(peer.clone());
+        let send = BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(
+                    ValidatePayloadLayer::new(self.codec.clone(), specs.clone())
+                        .strict(self.config.strict),
+                )
+                .layer(enforce.clone())
+                .layer(CodecLayer::new(self.codec.clone()))
+                .service(writer),
+        );
+        let (orphan_tx, orphans) = mpsc::channel(64);
+        let shared = Arc::new(Shared::new(
+            self.codec.clone(),
+            self.uid(),
+            peer.clone(),
+            send,
+            specs.clone(),
+            self.endpoints.clone(),
+            self.config.overrun,
+            self.config.queue,
+            orphan_tx,
+        ));
+        let receive = ServiceBuilder::new()
+            .layer(CodecLayer::new(self.codec.clone()).peer(peer.clone()))
+            .layer(enforce)
+            .layer(ValidatePayloadLayer::new(self.codec.clone(), specs).peer(peer.clone()))
+            .service(Router::new(shared.clone()));
+        let span = tracing::debug_span!("channel", peer = %peer.name, me = %self.aid.name, codec = self.codec.name());
+        let reader_shared = shared.clone();
+        let reader = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let out = channel::drive(frames, receive).await;
+                match &out {
+                    Ok(()) => tracing::debug!("peer closed the channel"),
+                    Err(e) => tracing::debug!("channel ended: {e}"),
+                }
+                reader_shared.on_transport_closed();
+            },
+            span,
+        ));
+        Ok(Channel {
+            shared,
+            reader,
+            orphans: Mutex::new(orphans),
+        })
+    }
+
+    /// Connects over TCP and runs the handshake.
+    ///
+    /// # Errors
+    /// Connection or handshake failures.
+    pub async fn connect_tcp(
+        &self,
+        addr: impl tokio::net::ToSocketAddrs,
+    ) -> Result<Channel<C>, PeerError> {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        self.channel(tcp).await
+    }
+
+    /// Connects over a Unix socket and runs the handshake.
+    ///
+    /// # Errors
+    /// Connection or handshake failures.
+    #[cfg(unix)]
+    pub async fn connect_unix(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Channel<C>, PeerError> {
+        let uds = tokio::net::UnixStream::connect(path).await?;
+        self.channel(uds).await
+    }
+}
+
+/// One connection to a peer, with its stack running.
+///
+/// Dropping it stops reading (open contexts then see `TransportClosed`).
+pub struct Channel<C> {
+    shared: Arc<Shared<C>>,
+    reader: tokio::task::JoinHandle<()>,
+    orphans: Mutex<mpsc::Receiver<Orphan>>,
+}
+
+impl<C> std::fmt::Debug for Channel<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("peer", &self.shared.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> Drop for Channel<C> {
+    fn drop(&mut self) {
+        self.reader.abort();
+        self.shared.on_transport_closed();
+    }
+}
+
+impl<C: Codec> Channel<C> {
+    /// The peer's uid (from its `Aid`).
+    pub fn peer(&self) -> &Uid {
+        &self.shared.peer
+    }
+
+    /// Starts opening a context on the peer's endpoint `ns:func`.
+    #[track_caller]
+    pub fn open_context(&self, ns: &str, func: &str) -> OpenContext<C> {
+        OpenContext::new(
+            self.shared.clone(),
+            ns,
+            func,
+            std::panic::Location::caller(),
+        )
+    }
+
+    /// Calls a plain RPC endpoint (`functype = "asyncfunc"`).
+    ///
+    /// # Errors
+    /// The remote error, a result that is not an `R`, or a closed channel.
+    pub async fn rpc<K: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        ns: &str,
+        func: &str,
+        kwargs: &K,
+    ) -> Result<R, ContextError> {
+        let kwargs = self.shared.codec.encode_payload(kwargs)?;
+        Context::rpc(&self.shared, ns, func, kwargs).await
+    }
+
+    /// How many contexts (either side) are open on this channel.
+    pub fn open_contexts(&self) -> usize {
+        self.shared.open_contexts()
+    }
+
+    /// Resolves when the transport has closed.
+    pub async fn closed(&self) {
+        self.shared.closed.cancelled().await;
+    }
+
+    /// Resolves when the peer asked this actor to cancel (`self.cancel`).
+    pub async fn cancel_requested(&self) {
+        self.shared.actor_cancel.cancelled().await;
+    }
+
+    /// The next error that belonged to no open context (an `Error` without
+    /// a `cid`, or a bad frame without one); `None` once the channel closed.
+    pub async fn next_orphan(&self) -> Option<Orphan> {
+        self.orphans.lock().await.recv().await
+    }
+}

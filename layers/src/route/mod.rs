@@ -1,0 +1,263 @@
+//! Context routing: messages demultiplexed by `cid` to per-context queues,
+//! and `Start`s dispatched to registered [`Endpoints`].
+//!
+//! The [`Router`] is the top of a channel's receive stack (a
+//! `Service<Inbound>`). Per message it:
+//!
+//! - delivers it to the queue of its context (waiting when the queue is
+//!   full: that wait is the channel's backpressure, see [`Overrun`]);
+//! - on a `Start`, answers `StartAck` and spawns the endpoint; an unknown
+//!   endpoint gets an `Error` (as tractor's `unknown_func.json`) and the
+//!   channel goes on;
+//! - answers the runtime RPCs `self._cancel_task` and `self.cancel` with
+//!   tractor's replies, whatever payload spec is in force;
+//! - drops late messages of finished contexts (quietly, as tractor does),
+//!   and surfaces errors that belong to no context to the channel owner.
+
+mod endpoint;
+pub(crate) mod state;
+
+pub use self::endpoint::{Call, Endpoints};
+pub use self::state::Overrun;
+
+use crate::context::ChildContext;
+use crate::relay::RemoteError;
+use crate::{BoxError, Inbound};
+use scipp_codecs::msg::{self, Cid, FuncType, Msg, StartAck};
+use scipp_codecs::Codec;
+use state::{Delivery, Shared};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+use tower::{Service, ServiceExt};
+
+/// How long a `_cancel_task` waits for the cancelled task to finish
+/// before acking anyway.
+const CANCEL_WAIT: Duration = Duration::from_secs(5);
+
+/// The top of a channel's receive stack: routes each item to its context.
+/// Built by [`Channel`](crate::peer::Channel); not constructed directly.
+pub struct Router<C> {
+    shared: Arc<Shared<C>>,
+}
+
+impl<C> Clone for Router<C> {
+    fn clone(&self) -> Self {
+        Router {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<C> std::fmt::Debug for Router<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("peer", &self.shared.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Codec> Router<C> {
+    pub(crate) fn new(shared: Arc<Shared<C>>) -> Self {
+        Router { shared }
+    }
+}
+
+type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), BoxError>> + Send>>;
+
+impl<C: Codec> Service<Inbound> for Router<C> {
+    type Response = ();
+    type Error = BoxError;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, item: Inbound) -> Self::Future {
+        let shared = self.shared.clone();
+        match item {
+            Inbound::Msg(Msg::Start(start)) => Box::pin(on_start(shared, *start)),
+            item => {
+                let Some(cid) = item.cid().cloned() else {
+                    on_orphan(&shared, item);
+                    return Box::pin(async { Ok(()) });
+                };
+                match shared.delivery(&cid) {
+                    Some(delivery) => Box::pin(deliver(shared, delivery, cid, item)),
+                    None => {
+                        on_unknown_cid(&shared, &cid, &item);
+                        Box::pin(async { Ok(()) })
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A message for a context that is not (or no longer) open.
+fn on_unknown_cid<C>(shared: &Shared<C>, cid: &Cid, item: &Inbound) {
+    match item {
+        Inbound::Msg(Msg::Stop(_)) => {}
+        Inbound::Msg(Msg::Error(e)) => {
+            tracing::warn!(cid = cid.as_str(), peer = %shared.peer, "error for an unknown context: {}", RemoteError::from((**e).clone()));
+        }
+        other => tracing::debug!(
+            cid = cid.as_str(),
+            "dropping a message for an unknown context: {other:?}"
+        ),
+    }
+}
+
+/// An error that belongs to no context: surfaced to the channel owner.
+fn on_orphan<C>(shared: &Shared<C>, item: Inbound) {
+    match item {
+        Inbound::Msg(Msg::Error(e)) => shared.orphan(RemoteError::from(*e).into()),
+        Inbound::Invalid(e) => shared.orphan(e.into()),
+        other => tracing::debug!("dropping a message without a cid: {other:?}"),
+    }
+}
+
+async fn deliver<C: Codec>(
+    shared: Arc<Shared<C>>,
+    delivery: Delivery,
+    cid: Cid,
+    item: Inbound,
+) -> Result<(), BoxError> {
+    match shared.overrun {
+        Overrun::Backpressure => {
+            // Waiting here stops the read loop: the peer's writes back up.
+            if delivery.tx.send(item).await.is_err() {
+                tracing::debug!(cid = cid.as_str(), "context gone; dropped a late message");
+            }
+        }
+        Overrun::Report => match delivery.tx.try_send(item) {
+            Ok(()) => {}
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {}
+            Err(tokio::sync::mpsc::error::TrySendError::Full(item)) => {
+                let report = shared.overrun_report(&cid, &item);
+                tracing::warn!(
+                    cid = cid.as_str(),
+                    "context queue full: dropped a message, reporting StreamOverrun"
+                );
+                shared.send(Msg::from(report)).await?;
+            }
+        },
+    }
+    Ok(())
+}
+
+async fn on_start<C: Codec>(shared: Arc<Shared<C>>, start: msg::Start) -> Result<(), BoxError> {
+    let place = format!("{}:{}", start.ns, start.func);
+    if start.ns == "self" {
+        return match start.func.as_str() {
+            "_cancel_task" => cancel_task(shared, start).await,
+            "cancel" => cancel_actor(shared, start).await,
+            _ => refuse(&shared, &start, &place).await,
+        };
+    }
+    let Some(endpoint) = shared.endpoints.get(&start.ns, &start.func) else {
+        return refuse(&shared, &start, &place).await;
+    };
+    let (functype, spec, service) = (
+        endpoint.functype,
+        endpoint.spec.clone(),
+        endpoint.service.clone(),
+    );
+    shared.specs.set(start.cid.clone(), spec);
+    let (ctx, handle) =
+        match ChildContext::open(shared.clone(), start.cid.clone(), functype, place.clone()) {
+            Ok(opened) => opened,
+            Err(e) => return Err(e.into()),
+        };
+    shared
+        .send(Msg::StartAck(StartAck {
+            cid: start.cid.clone(),
+            functype,
+        }))
+        .await?;
+    let call = Call {
+        ctx,
+        kwargs: start.kwargs,
+    };
+    let span = tracing::debug_span!("endpoint", cid = start.cid.as_str(), func = place.as_str(), side = "child", peer = %shared.peer.name);
+    tokio::spawn(tracing::Instrument::instrument(
+        handle.run(shared.clone(), functype, service.oneshot(call)),
+        span,
+    ));
+    Ok(())
+}
+
+/// An unknown endpoint: an `Error` instead of a `StartAck`, as tractor does.
+async fn refuse<C: Codec>(
+    shared: &Shared<C>,
+    start: &msg::Start,
+    place: &str,
+) -> Result<(), BoxError> {
+    tracing::warn!(func = place, peer = %shared.peer.name, "no such endpoint");
+    let mut err = msg::Error::new(shared.me.clone(), "AttributeError");
+    err.message = Some(String::new());
+    err.tb_str = format!(
+        "Traceback (scipp, Rust):\n  in the router of {}\nAttributeError: no endpoint `{place}` is registered (only registered endpoints are callable)\n",
+        shared.me.name
+    );
+    err.cid = Some(start.cid.clone());
+    shared.send(Msg::from(err)).await
+}
+
+/// `self._cancel_task(cid)`: StartAck, cancel the target (its `Stop` and
+/// `ContextCancelled` go out first), then `CancelAck(true)`.
+async fn cancel_task<C: Codec>(shared: Arc<Shared<C>>, start: msg::Start) -> Result<(), BoxError> {
+    #[derive(serde::Deserialize)]
+    struct Kwargs {
+        cid: String,
+    }
+    shared
+        .send(Msg::StartAck(StartAck {
+            cid: start.cid.clone(),
+            functype: FuncType::AsyncFunc,
+        }))
+        .await?;
+    let target = shared
+        .codec
+        .decode_payload::<Kwargs>(&start.kwargs)
+        .ok()
+        .map(|k| Cid::from(k.cid));
+    let done = target.and_then(|t| shared.cancel_child(&t, &start.uid));
+    tokio::spawn(async move {
+        if let Some(done) = done {
+            let _ = tokio::time::timeout(CANCEL_WAIT, done).await;
+        }
+        let ack = Msg::CancelAck(msg::CancelAck {
+            cid: start.cid,
+            pld: true,
+        });
+        if let Err(e) = shared.send(ack).await {
+            tracing::debug!("could not ack a cancel: {e}");
+        }
+    });
+    Ok(())
+}
+
+/// `self.cancel()`: cancel every task of this channel, ack, and tell the
+/// owner the peer asked us to stop.
+async fn cancel_actor<C: Codec>(shared: Arc<Shared<C>>, start: msg::Start) -> Result<(), BoxError> {
+    shared
+        .send(Msg::StartAck(StartAck {
+            cid: start.cid.clone(),
+            functype: FuncType::AsyncFunc,
+        }))
+        .await?;
+    let waits = shared.cancel_all_children(&start.uid);
+    for done in waits {
+        let _ = tokio::time::timeout(CANCEL_WAIT, done).await;
+    }
+    shared
+        .send(Msg::CancelAck(msg::CancelAck {
+            cid: start.cid,
+            pld: true,
+        }))
+        .await?;
+    shared.actor_cancel.cancel();
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! The state one channel shares between its router, its contexts and its
+//! endpoint tasks.
+
+use super::Endpoints;
+use crate::context::ContextError;
+use crate::payload::PayloadSpecs;
+use crate::relay::RemoteError;
+use crate::{BoxError, Inbound, MsgTypeError};
+use scipp_codecs::msg::{self, Cid, Msg, Uid};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tower::util::BoxCloneSyncService;
+use tower::ServiceExt;
+
+/// What happens when a context's queue is full and its peer keeps sending.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Overrun {
+    /// The channel's read loop waits until the context reads: the peer's
+    /// writes back up through TCP. Nothing is dropped. The default for
+    /// scipp ↔ scipp (tractor has no flow control, and a slow context then
+    /// stalls the other contexts of the channel).
+    #[default]
+    Backpressure,
+    /// tractor's semantics (`allow_overruns=False`): the message is dropped
+    /// and the sender gets one `StreamOverrun` `Error` per dropped message.
+    Report,
+}
+
+/// An error that belongs to no open context, handed to the channel owner.
+#[derive(Debug)]
+pub enum Orphan {
+    /// A remote `Error` without a (known) `cid`.
+    Remote(RemoteError),
+    /// A bad frame or message without a `cid`.
+    MsgType(MsgTypeError),
+}
+
+impl From<RemoteError> for Orphan {
+    fn from(e: RemoteError) -> Self {
+        Orphan::Remote(e)
+    }
+}
+
+impl From<MsgTypeError> for Orphan {
+    fn from(e: MsgTypeError) -> Self {
+        Orphan::MsgType(e)
+    }
+}
+
+pub(crate) type SendStack = BoxCloneSyncService<Msg, (), BoxError>;
+
+/// How to cancel a running endpoint task and know it has finished.
+#[derive(Debug, Clone)]
+pub(crate) struct ChildCancel {
+    pub(crate) token: CancellationToken,
+    pub(crate) canceller: Arc<Mutex<Option<Uid>>>,
+    pub(crate) finished: CancellationToken,
+}
+
+struct Slot {
+    tx: mpsc::Sender<Inbound>,
+    child: Option<ChildCancel>,
+}
+
+/// A clone of a context's queue sender, taken under the lock.
+pub(crate) struct Delivery {
+    pub(crate) tx: mpsc::Sender<Inbound>,
+}
+
+pub(crate) struct Shared<C> {
+    pub(crate) codec: C,
+    pub(crate) me: Uid,
+    pub(crate) peer: Uid,
+    pub(crate) sender: SendStack,
+    pub(crate) specs: PayloadSpecs<C>,
+    pub(crate) endpoints: Arc<Endpoints<C>>,
+    pub(crate) overrun: Overrun,
+    pub(crate) queue: usize,
+    pub(crate) closed: CancellationToken,
+    pub(crate) actor_cancel: CancellationToken,
+    slots: Mutex<HashMap<Cid, Slot>>,
+    orphans: mpsc::Sender<Orphan>,
+}
+
+impl<C> Shared<C> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        codec: C,
+        me: Uid,
+        peer: Uid,
+        sender: SendStack,
+        specs: PayloadSpecs<C>,
+        endpoints: Arc<Endpoints<C>>,
+        overrun: Overrun,
+        queue: usize,
+        orphans: mpsc::Sender<Orphan>,
+    ) -> Self {
+        Shared {
+            codec,
+            me,
+            peer,
+            sender,
+            specs,
+            endpoints,
+            overrun,
+            queue: queue.max(1),
+            closed: CancellationToken::new(),
+            actor_cancel: CancellationToken::new(),
+            slots: Mutex::new(HashMap::new()),
+            orphans,
+        }
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<Cid, Slot>> {
+        // Each critical section is one map operation.
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Opens the queue of context `cid`.
+    ///
+    /// # Errors
+    /// `TransportClosed` when the channel is already closed.
+    pub(crate) fn open_slot(
+        &self,
+        cid: &Cid,
+        child: Option<ChildCancel>,
+    ) -> Result<mpsc::Receiver<Inbound>, ContextError> {
+        if self.closed.is_cancelled() {
+            return Err(self.transport_closed());
+        }
+        let (tx, rx) = mpsc::channel(self.queue);
+        self.slots().insert(cid.clone(), Slot { tx, child });
+        Ok(rx)
+    }
+
+    pub(crate) fn close_slot(&self, cid: &Cid) {
+        self.slots().remove(cid);
+        self.specs.remove(cid);
+    }
+
+    pub(crate) fn delivery(&self, cid: &Cid) -> Option<Delivery> {
+        self.slots().get(cid).map(|s| Delivery { tx: s.tx.clone() })
+    }
+
+    pub(crate) fn open_contexts(&self) -> usize {
+        self.slots().len()
+    }
+
+    /// Cancels the endpoint task of `cid` on behalf of `requester`; the
+    /// returned future completes when the task has finished.
+    pub(crate) fn cancel_child(
+        &self,
+        cid: &Cid,
+        requester: &Uid,
+    ) -> Option<tokio_util::sync::WaitForCancellationFutureOwned> {
+        let child = self.slots().get(cid).and_then(|s| s.child.clone())?;
+        Some(Self::trigger(child, requester))
+    }
+
+    pub(crate) fn cancel_all_children(
+        &self,
+        requester: &Uid,
+    ) -> Vec<tokio_util::sync::WaitForCancellationFutureOwned> {
+        let children: Vec<ChildCancel> = self
+            .slots()
+            .values()
+            .filter_map(|s| s.child.clone())
+            .collect();
+        children
+            .into_iter()
+            .map(|c| Self::trigger(c, requester))
+            .collect()
+    }
+
+    fn trigger(
+        child: ChildCancel,
+        requester: &Uid,
+    ) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        let mut who = child
+            .canceller
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if who.is_none() {
+            *who = Some(requester.clone());
+        }
+        drop(who);
+        child.token.cancel();
+        child.finished.cancelled_owned()
+    }
+
+    /// The transport is gone: every queue is closed (its context sees
+    /// `TransportClosed`) and every endpoint task is cancelled.
+    pub(crate) fn on_transport_closed(&self) {
+        self.closed.cancel();
+        let slots: Vec<Slot> = self.slots().drain().map(|(_, s)| s).collect();
+        for slot in slots {
+            if let Some(child) = slot.child {
+                child.token.cancel();
+            }
+        }
+    }
+
+    pub(crate) fn transport_closed(&self) -> ContextError {
+        ContextError::TransportClosed {
+            peer: self.peer.name.clone(),
+        }
+    }
+
+    pub(crate) fn orphan(&self, orphan: Orphan) {
+        tracing::warn!(peer = %self.peer.name, "an error for no open context: {orphan:?}");
+        if self.orphans.try_send(orphan).is_err() {
+            tracing::debug!("orphan error queue full or unread; kept only in the log");
+        }
+    }
+
+    /// Sends one message through the channel's send stack.
+    pub(crate) async fn send(&self, msg: Msg) -> Result<(), BoxError> {
+        self.sender.clone().oneshot(msg).await
+    }
+
+    /// tractor's `StreamOverrun` report for a dropped message (spec §9).
+    pub(crate) fn overrun_report(&self, cid: &Cid, dropped: &Inbound) -> msg::Error {
+        let mut err = msg::Error::new(self.me.clone(), "StreamOverrun");
+        err.sender = Some(self.peer.clone());
+        err.cid = Some(cid.clone());
+        err.message = Some(format!(
+            "on IPC context:\n<= sender: {}\n\n=> overrun: {}\n  |_cid: {cid}\n",
+            self.peer, self.me
+        ));
+        err.tb_str = format!(
+            "StreamOverrun: context queue full ({} messages); dropped {dropped:?}\n",
+            self.queue
+        );
+        err
+    }
+}

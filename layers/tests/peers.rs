@@ -1,0 +1,478 @@
+//! Two peers holding typed IPC contexts with tractor's semantics, Rust to
+//! Rust, over an in-memory duplex, TCP and Unix sockets.
+
+use scipp_codecs::msg::FuncType;
+use scipp_codecs::msgpack::MsgpackCodec;
+use scipp_codecs::Codec;
+use scipp_layers::context::{ChildContext, ContextError};
+use scipp_layers::payload::PldSpec;
+use scipp_layers::peer::{Channel, Peer};
+use scipp_layers::relay::Raise;
+use scipp_layers::route::{Call, Endpoints};
+use scipp_layers::BoxError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+type C = MsgpackCodec;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Point {
+    x: i64,
+    y: i64,
+}
+
+/// `echo_point`'s spec: `Point|int|None`, a union as an enum.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum PointSpec {
+    Point(Point),
+    Int(i64),
+    None(()),
+}
+
+fn point_spec() -> PldSpec<C> {
+    PldSpec::of::<PointSpec>().named("Point|int|None")
+}
+
+#[derive(Deserialize)]
+struct First<T> {
+    first: Option<T>,
+}
+
+#[derive(Deserialize)]
+struct Add {
+    a: i64,
+    b: i64,
+}
+
+fn kwargs<'a, V: Serialize>(pairs: &'a [(&str, V)]) -> BTreeMap<String, &'a V> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// The example endpoints of ns `scipp_peer` (as in the transcripts), plus
+/// a channel that reports when `sleep_forever` gets cancelled.
+fn endpoints() -> (Endpoints<C>, mpsc::UnboundedReceiver<String>) {
+    let (cancelled_tx, cancelled) = mpsc::unbounded_channel();
+    let mut e = Endpoints::<C>::new();
+    e.context(
+        "scipp_peer",
+        "echo",
+        PldSpec::any(),
+        |mut ctx: ChildContext<C>, kw: First<rmpv::Value>| async move {
+            ctx.started(&kw.first.unwrap_or(rmpv::Value::Nil)).await?;
+            let mut n = 0u64;
+            while let Some(v) = ctx.recv::<rmpv::Value>().await? {
+                ctx.send(&v).await?;
+                n += 1;
+            }
+            Ok(n)
+        },
+    );
+    e.context(
+        "scipp_peer",
+        "echo_int",
+        PldSpec::of::<i64>(),
+        |mut ctx: ChildContext<C>, kw: First<i64>| async move {
+            ctx.started(&kw.first.unwrap_or(0)).await?;
+            let mut n = 0u64;
+            while let Some(v) = ctx.recv::<i64>().await? {
+                ctx.send(&v).await?;
+                n += 1;
+            }
+            Ok(n)
+        },
+    );
+    e.context(
+        "scipp_peer",
+        "echo_point",
+        point_spec(),
+        |mut ctx: ChildContext<C>, _: BTreeMap<String, ()>| async move {
+            ctx.started(&Point { x: 0, y: 0 }).await?;
+            let mut n = 0u64;
+            while let Some(p) = ctx.recv::<Point>().await? {
+                ctx.send(&p).await?;
+                n += 1;
+            }
+            Ok(n)
+        },
+    );
+    e.context(
+        "scipp_peer",
+        "raises",
+        PldSpec::any(),
+        |mut ctx: ChildContext<C>, _: BTreeMap<String, ()>| async move {
+            ctx.started("ready").await?;
+            Err::<(), BoxError>(Box::new(Raise::new(
+                "ValueError",
+                "scipp_peer.raises: boom",
+            )))
+        },
+    );
+    e.context(
+        "scipp_peer",
+        "bad_started",
+        PldSpec::of::<i64>(),
+        |mut ctx: ChildContext<C>, _: BTreeMap<String, ()>| async move {
+            ctx.started("not-an-int").await?;
+            Ok(())
+        },
+    );
+    let tx = cancelled_tx.clone();
+    e.context(
+        "scipp_peer",
+        "sleep_forever",
+        PldSpec::any(),
+        move |mut ctx: ChildContext<C>, _: BTreeMap<String, ()>| {
+            let tx = tx.clone();
+            async move {
+                ctx.started(&()).await?;
+                struct Report(mpsc::UnboundedSender<String>, String);
+                impl Drop for Report {
+                    fn drop(&mut self) {
+                        let _ = self.0.send(self.1.clone());
+                    }
+                }
+                let _report = Report(tx, ctx.cid().to_string());
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        },
+    );
+    e.rpc(
+        "scipp_peer",
+        "add",
+        |kw: Add| async move { Ok(kw.a + kw.b) },
+    );
+    // A slow endpoint behind tower's own Timeout middleware.
+    let slow = tower::service_fn(|_call: Call<C>| async move {
+        std::future::pending::<()>().await;
+        Ok::<_, BoxError>(scipp_codecs::msg::RawPayload::from_static(&[0xc0]))
+    });
+    e.service(
+        "scipp_peer",
+        "slow",
+        FuncType::AsyncFunc,
+        PldSpec::any(),
+        tower::ServiceBuilder::new()
+            .timeout(Duration::from_millis(20))
+            .service(slow),
+    );
+    (e, cancelled)
+}
+
+struct Pair {
+    client: Channel<C>,
+    server: Channel<C>,
+    cancelled: mpsc::UnboundedReceiver<String>,
+}
+
+async fn over<IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static>(
+    a: IO,
+    b: IO,
+) -> Pair {
+    let (eps, cancelled) = endpoints();
+    let server = Peer::new("scipp_peer", MsgpackCodec::new()).endpoints(eps);
+    let client = Peer::new("scipp_client", MsgpackCodec::new());
+    let (s, c) = tokio::join!(server.channel(a), client.channel(b));
+    Pair {
+        client: c.unwrap(),
+        server: s.unwrap(),
+        cancelled,
+    }
+}
+
+async fn duplex() -> Pair {
+    let (a, b) = tokio::io::duplex(1 << 16);
+    over(a, b).await
+}
+
+async fn tcp() -> Pair {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let connect = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+    let (accepted, connected) = tokio::join!(listener.accept(), connect);
+    over(accepted.unwrap().0, connected.unwrap()).await
+}
+
+async fn unix() -> Pair {
+    let (a, b) = tokio::net::UnixStream::pair().unwrap();
+    over(a, b).await
+}
+
+async fn echo_stream(p: &Pair) {
+    let (mut ctx, first): (_, String) = p
+        .client
+        .open_context("scipp_peer", "echo")
+        .kwargs(&kwargs(&[("first", "hello")]))
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(first, "hello");
+    let values = [
+        rmpv::Value::from(1),
+        "two".into(),
+        rmpv::Value::Array(vec![3.5.into()]),
+        rmpv::Value::Nil,
+        vec![0u8, 1].into(),
+    ];
+    for v in &values {
+        ctx.send(v).await.unwrap();
+        assert_eq!(ctx.recv::<rmpv::Value>().await.unwrap().as_ref(), Some(v));
+    }
+    ctx.close().await.unwrap();
+    assert_eq!(ctx.result::<u64>().await.unwrap(), values.len() as u64);
+}
+
+#[tokio::test]
+async fn echo_stream_over_duplex() {
+    echo_stream(&duplex().await).await;
+}
+
+#[tokio::test]
+async fn echo_stream_over_tcp() {
+    echo_stream(&tcp().await).await;
+}
+
+#[tokio::test]
+async fn echo_stream_over_unix_socket() {
+    echo_stream(&unix().await).await;
+}
+
+#[tokio::test]
+async fn typed_struct_payloads() {
+    let p = duplex().await;
+    let (mut ctx, origin): (_, Point) = p
+        .client
+        .open_context("scipp_peer", "echo_point")
+        .spec(point_spec())
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(origin, Point { x: 0, y: 0 });
+    for i in 0..3 {
+        let pt = Point { x: i, y: -i };
+        ctx.send(&pt).await.unwrap();
+        assert_eq!(ctx.recv::<Point>().await.unwrap(), Some(pt));
+    }
+    ctx.close().await.unwrap();
+    assert_eq!(ctx.result::<u64>().await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn plain_rpc() {
+    let p = tcp().await;
+    let sum: i64 = p
+        .client
+        .rpc("scipp_peer", "add", &kwargs(&[("a", 2), ("b", 3)]))
+        .await
+        .unwrap();
+    assert_eq!(sum, 5);
+}
+
+#[tokio::test]
+async fn bad_rpc_kwargs_are_a_type_error() {
+    let p = duplex().await;
+    let err = p
+        .client
+        .rpc::<_, i64>("scipp_peer", "add", &kwargs(&[("a", 2)]))
+        .await
+        .unwrap_err();
+    let remote = err.remote().expect("a remote error");
+    assert_eq!(remote.boxed_type(), "TypeError");
+    assert!(remote.traceback().contains("bad kwargs"), "{remote}");
+}
+
+#[tokio::test]
+async fn remote_error_arrives_with_its_type_and_trace() {
+    let p = duplex().await;
+    let (ctx, ready): (_, String) = p
+        .client
+        .open_context("scipp_peer", "raises")
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(ready, "ready");
+    let err = ctx.result::<()>().await.unwrap_err();
+    let remote = err.remote().expect("remote");
+    assert_eq!(
+        (remote.boxed_type(), remote.src_type()),
+        ("ValueError", "ValueError")
+    );
+    assert_eq!(remote.src_uid(), p.server_uid());
+    assert_eq!(remote.relay_path(), &[p.server_uid().clone()]);
+    assert!(
+        remote.traceback().contains("scipp_peer:raises"),
+        "{}",
+        remote.traceback()
+    );
+    assert!(remote.traceback().contains("boom"));
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with("remote task raised a 'ValueError'"),
+        "{shown}"
+    );
+    assert!(shown.contains("|_traceback:"), "{shown}");
+}
+
+impl Pair {
+    fn server_uid(&self) -> &scipp_codecs::msg::Uid {
+        self.client.peer()
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving() {
+    let p = duplex().await;
+    let err = p
+        .client
+        .open_context("scipp_peer", "no_such_func")
+        .start::<()>()
+        .await
+        .unwrap_err();
+    assert_eq!(err.remote().map(|r| r.boxed_type()), Some("AttributeError"));
+    let sum: i64 = p
+        .client
+        .rpc("scipp_peer", "add", &kwargs(&[("a", 1), ("b", 1)]))
+        .await
+        .unwrap();
+    assert_eq!(sum, 2);
+}
+
+#[tokio::test]
+async fn a_started_outside_the_endpoint_spec_is_refused_before_sending() {
+    let p = duplex().await;
+    let err = p
+        .client
+        .open_context("scipp_peer", "bad_started")
+        .start::<i64>()
+        .await
+        .unwrap_err();
+    let remote = err.remote().expect("remote");
+    assert_eq!(remote.boxed_type(), "MsgTypeError");
+    assert_eq!(
+        remote.message(),
+        "invalid `Started` msg payload\n\nvalue: `'not-an-int'` does not match type-spec: `Started.pld: int`"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error() {
+    let p = duplex().await;
+    let (mut ctx, _): (_, i64) = p
+        .client
+        .open_context("scipp_peer", "echo_int")
+        .start()
+        .await
+        .unwrap();
+    ctx.send(&1).await.unwrap();
+    assert_eq!(ctx.recv::<i64>().await.unwrap(), Some(1));
+    ctx.send("not-an-int").await.unwrap();
+    let err = ctx.recv::<i64>().await.unwrap_err();
+    let remote = err.remote().expect("remote");
+    assert_eq!(remote.boxed_type(), "MsgTypeError");
+    let bad = remote.wire().bad_msg.as_deref().expect("_bad_msg");
+    assert_eq!(
+        MsgpackCodec::new()
+            .decode_payload::<String>(bad.pld().unwrap())
+            .unwrap(),
+        "not-an-int"
+    );
+}
+
+#[tokio::test]
+async fn parent_cancel_stops_the_child_and_is_acked() {
+    let mut p = duplex().await;
+    let (ctx, ()) = p
+        .client
+        .open_context("scipp_peer", "sleep_forever")
+        .start()
+        .await
+        .unwrap();
+    let cid = ctx.cid().to_string();
+    ctx.cancel().await.unwrap();
+    assert_eq!(
+        p.cancelled.recv().await.unwrap(),
+        cid,
+        "the endpoint task was cancelled"
+    );
+}
+
+#[tokio::test]
+async fn dropping_a_context_cancels_the_remote_task() {
+    let mut p = duplex().await;
+    let cid = {
+        let (ctx, ()) = p
+            .client
+            .open_context("scipp_peer", "sleep_forever")
+            .start()
+            .await
+            .unwrap();
+        ctx.cid().to_string()
+    }; // dropped without a result
+    assert_eq!(p.cancelled.recv().await.unwrap(), cid);
+}
+
+#[tokio::test]
+async fn tower_timeout_wraps_an_endpoint_unchanged() {
+    let p = duplex().await;
+    let err = p
+        .client
+        .rpc::<_, ()>("scipp_peer", "slow", &BTreeMap::<String, ()>::new())
+        .await
+        .unwrap_err();
+    let remote = err.remote().expect("remote");
+    assert_eq!(remote.boxed_type(), "RuntimeError");
+    assert!(
+        remote.traceback().contains("timed out"),
+        "{}",
+        remote.traceback()
+    );
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_contexts_on_one_channel() {
+    let p = tcp().await;
+    let client = &p.client;
+    let runs = (0..1000i64).map(|i| async move {
+        let (mut ctx, first): (_, i64) = client
+            .open_context("scipp_peer", "echo_int")
+            .kwargs(&kwargs(&[("first", i)]))?
+            .spec(PldSpec::of::<i64>())
+            .start()
+            .await?;
+        ctx.send(&(i * 2)).await?;
+        let back = ctx.recv::<i64>().await?;
+        ctx.close().await?;
+        let n: u64 = ctx.result().await?;
+        Ok::<_, ContextError>((first, back, n))
+    });
+    let results = futures_util::future::join_all(runs).await;
+    for (i, r) in results.into_iter().enumerate() {
+        let i = i as i64;
+        assert_eq!(r.unwrap(), (i, Some(i * 2), 1));
+    }
+    assert_eq!(p.client.open_contexts(), 0);
+}
+
+#[tokio::test]
+async fn a_closed_transport_ends_open_contexts_with_transport_closed() {
+    let p = duplex().await;
+    let (ctx, ()) = p
+        .client
+        .open_context("scipp_peer", "sleep_forever")
+        .start()
+        .await
+        .unwrap();
+    drop(p.server); // the far end goes away
+    let err = tokio::time::timeout(Duration::from_secs(10), ctx.result::<()>())
+        .await
+        .expect("no hang")
+        .unwrap_err();
+    assert!(
+        matches!(err, ContextError::TransportClosed { .. }),
+        "{err:?}"
+    );
+    p.client.closed().await;
+}
