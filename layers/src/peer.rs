@@ -322,6 +322,19 @@ impl<C: Codec> Channel<C> {
         Context::rpc(&self.shared, ns, func, kwargs).await
     }
 
+    /// Asks the peer actor to cancel itself (`self.cancel`): every task it
+    /// runs for this channel gets cancelled, then it acks.
+    ///
+    /// # Errors
+    /// The peer's error, a timeout, or a closed channel.
+    pub async fn cancel_actor(&self) -> Result<(), ContextError> {
+        let kwargs = self
+            .shared
+            .codec
+            .encode_payload(&std::collections::BTreeMap::<String, ()>::new())?;
+        Context::actor_cancel(&self.shared, kwargs).await
+    }
+
     /// How many contexts (either side) are open on this channel.
     pub fn open_contexts(&self) -> usize {
         self.shared.open_contexts()

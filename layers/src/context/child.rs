@@ -55,7 +55,7 @@ struct Flags {
 pub struct ChildContext<C> {
     core: Core<C>,
     flags: Arc<Flags>,
-    cancel: CancellationToken,
+    cancel: ChildCancel,
     place: String,
 }
 
@@ -104,7 +104,7 @@ impl<C: Codec> ChildContext<C> {
                 owns_slot: true,
             },
             flags,
-            cancel: cancel.token,
+            cancel,
             place,
         };
         Ok((ctx, runner))
@@ -196,7 +196,23 @@ impl<C: Codec> ChildContext<C> {
 
     /// Resolves when the parent (or an actor cancel) cancels this task.
     pub async fn cancelled(&self) {
-        self.cancel.cancelled().await;
+        self.cancel.token.cancelled().await;
+    }
+
+    /// Cancels this context from the child side: the task stops at its
+    /// next `.await`, and the parent gets `ContextCancelled` with this
+    /// actor as the canceller (tractor's child-side `ctx.cancel()`).
+    pub fn cancel(&self) {
+        let mut who = self
+            .cancel
+            .canceller
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if who.is_none() {
+            *who = Some(self.core.shared.me.clone());
+        }
+        drop(who);
+        self.cancel.token.cancel();
     }
 }
 
@@ -209,9 +225,12 @@ impl ChildRunner {
         F: Future<Output = Result<RawPayload, BoxError>>,
     {
         let outcome = tokio::select! {
-            out = endpoint => Some(out),
+            biased;
             () = self.cancel.token.cancelled() => None,
+            out = endpoint => Some(out),
         };
+        // A task that cancelled itself and then returned is still cancelled.
+        let outcome = outcome.filter(|_| !self.cancel.token.is_cancelled());
         let cid = self.cid.clone();
         let final_msg = match outcome {
             Some(Ok(_)) if functype == FuncType::AsyncGen => {

@@ -246,6 +246,37 @@ impl<C: Codec> Context<C> {
         ctx.result().await
     }
 
+    /// `self.cancel`: StartAck, then CancelAck once the peer cancelled its
+    /// tasks.
+    pub(crate) async fn actor_cancel(
+        shared: &Arc<Shared<C>>,
+        kwargs: RawPayload,
+    ) -> Result<(), ContextError> {
+        let mut req = Context::open(
+            shared,
+            "self",
+            "cancel",
+            Some(kwargs),
+            PldSpec::any(),
+            FuncType::AsyncFunc,
+        )
+        .await?;
+        let wait = async {
+            loop {
+                match req.core.next().await? {
+                    Msg::CancelAck(_) => return Ok(()),
+                    Msg::Error(e) => return Err(ContextError::Remote(RemoteError::from(*e))),
+                    _ => {}
+                }
+            }
+        };
+        let out = tokio::time::timeout(CANCEL_TIMEOUT * 2, wait)
+            .await
+            .unwrap_or(Err(ContextError::Timeout("CancelAck")));
+        req.finished = true;
+        out
+    }
+
     /// The context id.
     pub fn cid(&self) -> &Cid {
         &self.core.cid

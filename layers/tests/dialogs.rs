@@ -1,0 +1,288 @@
+//! Cancellation from every side, error relay across several peers, and
+//! both overrun modes.
+
+use scipp_codecs::msgpack::MsgpackCodec;
+use scipp_layers::context::{ChildContext, ContextError};
+use scipp_layers::payload::PldSpec;
+use scipp_layers::peer::{Channel, Config, Peer};
+use scipp_layers::relay::Raise;
+use scipp_layers::route::{Endpoints, Overrun};
+use scipp_layers::BoxError;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+type C = MsgpackCodec;
+type Kw = BTreeMap<String, i64>;
+
+async fn connect(server: &Peer<C>, client: &Peer<C>) -> (Channel<C>, Channel<C>) {
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let (s, c) = tokio::join!(server.channel(a), client.channel(b));
+    (s.unwrap(), c.unwrap())
+}
+
+#[tokio::test]
+async fn child_self_cancel_reaches_the_parent_as_context_cancelled() {
+    let mut e = Endpoints::<C>::new();
+    e.context(
+        "scipp_peer",
+        "self_cancel",
+        PldSpec::any(),
+        |mut ctx: ChildContext<C>, _: Kw| async move {
+            ctx.started(&()).await?;
+            ctx.cancel();
+            ctx.cancelled().await;
+            Ok(())
+        },
+    );
+    let server = Peer::new("scipp_peer", MsgpackCodec::new()).endpoints(e);
+    let client = Peer::new("scipp_client", MsgpackCodec::new());
+    let (_s, chan) = connect(&server, &client).await;
+    let (ctx, ()) = chan
+        .open_context("scipp_peer", "self_cancel")
+        .start()
+        .await
+        .unwrap();
+    let err = ctx.result::<()>().await.unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    let remote = err.remote().unwrap();
+    assert_eq!(
+        remote.canceller(),
+        Some(&server.uid()),
+        "the child cancelled itself"
+    );
+    assert!(
+        remote.message().contains("cancelled by itself"),
+        "{}",
+        remote.message()
+    );
+}
+
+#[tokio::test]
+async fn actor_cancel_cancels_every_task_and_tells_the_owner() {
+    let mut e = Endpoints::<C>::new();
+    e.context(
+        "scipp_peer",
+        "sleep_forever",
+        PldSpec::any(),
+        |mut ctx: ChildContext<C>, _: Kw| async move {
+            ctx.started(&()).await?;
+            std::future::pending::<()>().await;
+            Ok(())
+        },
+    );
+    let server = Peer::new("scipp_peer", MsgpackCodec::new()).endpoints(e);
+    let client = Peer::new("scipp_client", MsgpackCodec::new());
+    let (served, chan) = connect(&server, &client).await;
+    let (a, ()) = chan
+        .open_context("scipp_peer", "sleep_forever")
+        .start()
+        .await
+        .unwrap();
+    let (b, ()) = chan
+        .open_context("scipp_peer", "sleep_forever")
+        .start()
+        .await
+        .unwrap();
+    chan.cancel_actor().await.unwrap();
+    served.cancel_requested().await;
+    for ctx in [a, b] {
+        let err = ctx.result::<()>().await.unwrap_err();
+        assert!(err.is_cancelled(), "{err}");
+        assert_eq!(err.remote().unwrap().canceller(), Some(&client.uid()));
+    }
+}
+
+/// A peer whose `relay` endpoint opens `func` on the next hop and lets its
+/// error escape (tractor-more's `relay_chain` scenario).
+fn relay_peer(name: &str, next: Arc<Channel<C>>, func: &'static str) -> Peer<C> {
+    let mut e = Endpoints::<C>::new();
+    e.context(
+        "scipp_peer",
+        "relay",
+        PldSpec::any(),
+        move |_ctx: ChildContext<C>, _: Kw| {
+            let next = next.clone();
+            async move {
+                let (ctx, _first): (_, rmpv::Value) =
+                    next.open_context("scipp_peer", func).start().await?;
+                ctx.result::<()>().await?;
+                Ok(())
+            }
+        },
+    );
+    Peer::new(name, MsgpackCodec::new()).endpoints(e)
+}
+
+#[tokio::test]
+async fn an_error_relayed_over_three_hops_keeps_its_origin() {
+    let mut e = Endpoints::<C>::new();
+    e.context(
+        "scipp_peer",
+        "raises",
+        PldSpec::any(),
+        |mut ctx: ChildContext<C>, _: Kw| async move {
+            ctx.started("ready").await?;
+            Err::<(), BoxError>(Box::new(Raise::new("ValueError", "leaf: boom")))
+        },
+    );
+    let leaf = Peer::new("scipp_leaf", MsgpackCodec::new()).endpoints(e);
+    // mid -> leaf
+    let mid_client = Peer::new("scipp_mid", MsgpackCodec::new());
+    let (_l, mid_to_leaf) = connect(&leaf, &mid_client).await;
+    let mid = relay_peer("scipp_mid", Arc::new(mid_to_leaf), "raises");
+    // peer -> mid
+    let peer_client = Peer::new("scipp_peer", MsgpackCodec::new());
+    let (_m, peer_to_mid) = connect(&mid, &peer_client).await;
+    let peer = relay_peer("scipp_peer", Arc::new(peer_to_mid), "relay");
+    // client -> peer
+    let client = Peer::new("scipp_client", MsgpackCodec::new());
+    let (_p, chan) = connect(&peer, &client).await;
+
+    let err = chan
+        .open_context("scipp_peer", "relay")
+        .start::<()>()
+        .await
+        .unwrap_err();
+    let remote = err.remote().expect("a remote error");
+    // tractor loses these from the third hop on; we keep them
+    assert_eq!(remote.src_uid(), &leaf.uid());
+    assert_eq!(remote.src_type(), "ValueError");
+    assert_eq!(remote.boxed_type(), "RemoteActorError");
+    let path: Vec<&str> = remote
+        .relay_path()
+        .iter()
+        .map(|u| u.name.as_str())
+        .collect();
+    assert_eq!(path, ["scipp_leaf", "scipp_mid", "scipp_peer"]);
+    assert!(
+        remote.traceback().contains("leaf: boom"),
+        "{}",
+        remote.traceback()
+    );
+    let shown = err.to_string();
+    assert!(shown.contains("|_src_type: 'ValueError'"), "{shown}");
+    assert!(
+        shown.contains("scipp_leaf -> scipp_mid -> scipp_peer"),
+        "{shown}"
+    );
+}
+
+/// `stream_n`: started(n), n Yields back to back, close, return n.
+fn stream_n() -> Endpoints<C> {
+    let mut e = Endpoints::<C>::new();
+    e.context(
+        "scipp_peer",
+        "stream_n",
+        PldSpec::of::<i64>(),
+        |mut ctx: ChildContext<C>, kw: Kw| async move {
+            let n = kw["n"];
+            ctx.started(&n).await?;
+            for i in 0..n {
+                ctx.send(&i).await?;
+            }
+            ctx.close().await?;
+            Ok(n)
+        },
+    );
+    e
+}
+
+#[tokio::test]
+async fn backpressure_loses_nothing_with_a_tiny_queue() {
+    let server = Peer::new("scipp_peer", MsgpackCodec::new()).endpoints(stream_n());
+    let config = Config {
+        queue: 2,
+        ..Config::default()
+    };
+    let client = Peer::new("scipp_client", MsgpackCodec::new()).config(config);
+    let (_s, chan) = connect(&server, &client).await;
+    let n = 500;
+    let (mut ctx, first): (_, i64) = chan
+        .open_context("scipp_peer", "stream_n")
+        .kwargs(&Kw::from([("n".into(), n)]))
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(first, n);
+    let mut got = Vec::new();
+    while let Some(v) = ctx.recv::<i64>().await.unwrap() {
+        got.push(v);
+    }
+    assert_eq!(
+        got,
+        (0..n).collect::<Vec<_>>(),
+        "every item, in order, once"
+    );
+    assert_eq!(ctx.result::<i64>().await.unwrap(), n);
+}
+
+#[tokio::test]
+async fn report_mode_drops_and_reports_each_overrun_like_tractor() {
+    // The child streams 10 Yields into a parent queue of 4 that is not being
+    // read; it counts the StreamOverrun reports, signals, then waits for the
+    // parent to drain before closing and returning the count.
+    let (counted_tx, counted) = oneshot::channel::<usize>();
+    let (drained, drained_rx) = oneshot::channel::<()>();
+    let (go, go_rx) = oneshot::channel::<()>();
+    let signals = Arc::new(Mutex::new(Some((counted_tx, drained_rx, go_rx))));
+    let mut e = Endpoints::<C>::new();
+    e.context(
+        "scipp_peer",
+        "flood",
+        PldSpec::of::<i64>(),
+        move |mut ctx: ChildContext<C>, _: Kw| {
+            let signals = signals.clone();
+            async move {
+                let (counted_tx, drained_rx, go_rx) =
+                    signals.lock().unwrap().take().expect("called once");
+                ctx.started(&0).await?;
+                go_rx.await.unwrap(); // the parent has consumed Started: its queue is empty
+                for i in 0..10 {
+                    ctx.send(&i).await?;
+                }
+                let mut reports = 0;
+                while reports < 6 {
+                    match ctx.recv::<i64>().await {
+                        Err(ContextError::Remote(r)) if r.is_overrun() => {
+                            assert_eq!(
+                                r.wire().sender.as_ref().map(|u| u.name.as_str()),
+                                Some("scipp_peer")
+                            );
+                            reports += 1;
+                        }
+                        other => panic!("expected a StreamOverrun report, got {other:?}"),
+                    }
+                }
+                counted_tx.send(reports).unwrap();
+                drained_rx.await.unwrap();
+                ctx.close().await?;
+                Ok(reports as i64)
+            }
+        },
+    );
+    let server = Peer::new("scipp_peer", MsgpackCodec::new()).endpoints(e);
+    let config = Config {
+        queue: 4,
+        overrun: Overrun::Report,
+        ..Config::default()
+    };
+    let client = Peer::new("scipp_client", MsgpackCodec::new()).config(config);
+    let (_s, chan) = connect(&server, &client).await;
+    let (mut ctx, _): (_, i64) = chan
+        .open_context("scipp_peer", "flood")
+        .spec(PldSpec::of::<i64>())
+        .start()
+        .await
+        .unwrap();
+    go.send(()).unwrap();
+    assert_eq!(counted.await.unwrap(), 6, "one report per dropped message");
+    let mut kept = Vec::new();
+    for _ in 0..4 {
+        kept.push(ctx.recv::<i64>().await.unwrap().unwrap());
+    }
+    assert_eq!(kept, vec![0, 1, 2, 3], "the first four, in order");
+    drained.send(()).unwrap();
+    assert_eq!(ctx.result::<i64>().await.unwrap(), 6);
+}
