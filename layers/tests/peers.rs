@@ -369,8 +369,15 @@ async fn a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error() {
     ctx.send(&1).await.unwrap();
     assert_eq!(ctx.recv::<i64>().await.unwrap(), Some(1));
     ctx.send("not-an-int").await.unwrap();
-    let err = ctx.recv::<i64>().await.unwrap_err();
+    // as in mte_c2s.json: the child's stream closes (Stop), then its Error
+    assert_eq!(ctx.recv::<i64>().await.unwrap(), None);
+    let err = ctx.result::<u64>().await.unwrap_err();
     let remote = err.remote().expect("remote");
+    assert_eq!(
+        remote.relay_path().len(),
+        2,
+        "packed twice, as tractor does"
+    );
     assert_eq!(remote.boxed_type(), "MsgTypeError");
     let bad = remote.wire().bad_msg.as_deref().expect("_bad_msg");
     assert_eq!(

@@ -14,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Default)]
 struct Flags {
     started: AtomicBool,
+    /// A `Yield` went either way: the stream is open (tractor's child
+    /// opens it explicitly; streaming is our sign of it).
+    streaming: AtomicBool,
     stop_sent: AtomicBool,
     stop_received: AtomicBool,
 }
@@ -150,6 +153,7 @@ impl<C: Codec> ChildContext<C> {
     /// Before `started`, after `close`, or when the channel is gone.
     pub async fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ContextError> {
         let pld = self.core.encode(value)?;
+        self.flags.streaming.store(true, Ordering::Release);
         self.core
             .send(Msg::Yield(msg::Yield {
                 cid: self.core.cid.clone(),
@@ -168,7 +172,10 @@ impl<C: Codec> ChildContext<C> {
         }
         loop {
             match self.core.next().await? {
-                Msg::Yield(y) => return self.core.decode(&y.pld).map(Some),
+                Msg::Yield(y) => {
+                    self.flags.streaming.store(true, Ordering::Release);
+                    return self.core.decode(&y.pld).map(Some);
+                }
                 Msg::Stop(_) => {
                     self.flags.stop_received.store(true, Ordering::Release);
                     return Ok(None);
@@ -232,6 +239,17 @@ impl ChildRunner {
         // A task that cancelled itself and then returned is still cancelled.
         let outcome = outcome.filter(|_| !self.cancel.token.is_cancelled());
         let cid = self.cid.clone();
+        let f = &self.flags;
+        let stream_open = f.streaming.load(Ordering::Acquire)
+            && !f.stop_sent.load(Ordering::Acquire)
+            && !f.stop_received.load(Ordering::Acquire);
+        // An open stream closes (sends `Stop`) before an error or a cancel
+        // goes out, as tractor's stream close does.
+        let close_first =
+            stream_open && !matches!(outcome, Some(Ok(_))) && functype != FuncType::AsyncFunc;
+        if close_first && !shared.closed.is_cancelled() {
+            let _ = shared.send(Msg::Stop(msg::Stop { cid: cid.clone() })).await;
+        }
         let final_msg = match outcome {
             Some(Ok(_)) if functype == FuncType::AsyncGen => {
                 (!self.flags.stop_sent.load(Ordering::Acquire))
@@ -250,13 +268,6 @@ impl ChildRunner {
             // A cancelled plain RPC sends nothing (tractor).
             None if functype == FuncType::AsyncFunc => None,
             None => {
-                let f = &self.flags;
-                let stream_open = f.started.load(Ordering::Acquire)
-                    && !f.stop_sent.load(Ordering::Acquire)
-                    && !f.stop_received.load(Ordering::Acquire);
-                if stream_open && !shared.closed.is_cancelled() {
-                    let _ = shared.send(Msg::Stop(msg::Stop { cid: cid.clone() })).await;
-                }
                 let canceller = self
                     .cancel
                     .canceller
@@ -296,9 +307,14 @@ pub(crate) fn context_cancelled(
     } else {
         "its 'parent'-side peer"
     };
+    let func = place.rsplit(':').next().unwrap_or(place);
+    // tractor shows the Python task's address; ours is a stable stand-in.
+    let addr = cid.as_str().bytes().fold(0x7f00_0000_0000u64, |h, b| {
+        h.wrapping_mul(31).wrapping_add(u64::from(b))
+    }) & 0xffff_ffff_ffff;
     let mut err = msg::Error::new(me.clone(), "ContextCancelled");
     err.message = Some(format!(
-        "'child'-side task was cancelled by {by}\n<= canceller: {canceller}\n=> cancellee: {me}\n  |_'child' <endpoint {place}>"
+        "'child'-side task was cancelled by {by}\n                      ------ - ------\n<= canceller: {canceller}\n=> cancellee: {me}\n  |_'child' <Task '{func}' at 0x{addr:012x}>"
     ));
     err.tb_str = format!("ContextCancelled: endpoint {place} was cancelled by {canceller}\n");
     err.canceller = Some(canceller);

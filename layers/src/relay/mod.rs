@@ -229,6 +229,12 @@ pub fn pack(err: &(dyn StdError + 'static), me: &Uid, cid: Option<Cid>, place: &
         });
         if let Some(mte) = mte {
             let mut out = mte.to_wire(me);
+            if !mte.is_send_side() {
+                // Received, raised in the task, packed again on the way out:
+                // tractor's relay_path then names us twice (mte_c2s.json).
+                out.relay_path.push(me.clone());
+                out.message = Some("remote task raised a 'MsgTypeError'\n".into());
+            }
             out.cid = cid;
             return out;
         }
