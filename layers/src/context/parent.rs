@@ -126,7 +126,7 @@ impl<C: Codec> OpenContext<C> {
         let first = match ctx.core.next().await {
             Ok(Msg::Started(s)) => ctx.core.decode(&s.pld),
             Ok(Msg::Error(e)) => {
-                ctx.finished = true;
+                ctx.cancel_in_background(); // raised in the block: tractor cancels
                 Err(RemoteError::from(*e).into())
             }
             Ok(Msg::Return(_)) => {
@@ -277,6 +277,24 @@ impl<C: Codec> Context<C> {
         out
     }
 
+    /// A remote error raised inside the caller's block ends the context;
+    /// like tractor, we still tell the peer to cancel the task, without
+    /// waiting for the answer.
+    fn cancel_in_background(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let (shared, cid) = (self.core.shared.clone(), self.core.cid.clone());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = cancel_remote(&shared, &cid).await {
+                    tracing::debug!(cid = cid.as_str(), "cancel after a remote error: {e}");
+                }
+            });
+        }
+    }
+
     /// The context id.
     pub fn cid(&self) -> &Cid {
         &self.core.cid
@@ -323,7 +341,7 @@ impl<C: Codec> Context<C> {
                 Ok(None)
             }
             Msg::Error(e) => {
-                self.finished = true;
+                self.cancel_in_background(); // raised in the block: tractor cancels
                 Err(RemoteError::from(*e).into())
             }
             other => Err(ContextError::Protocol(format!(
