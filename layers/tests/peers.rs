@@ -200,7 +200,7 @@ async fn unix() -> Pair {
     over(a, b).await
 }
 
-async fn echo_stream(p: &Pair) {
+async fn echo_stream(p: Pair) {
     let (mut ctx, first): (_, String) = p
         .client
         .open_context("scipp_peer", "echo")
@@ -225,24 +225,7 @@ async fn echo_stream(p: &Pair) {
     assert_eq!(ctx.result::<u64>().await.unwrap(), values.len() as u64);
 }
 
-#[tokio::test]
-async fn echo_stream_over_duplex() {
-    echo_stream(&duplex().await).await;
-}
-
-#[tokio::test]
-async fn echo_stream_over_tcp() {
-    echo_stream(&tcp().await).await;
-}
-
-#[tokio::test]
-async fn echo_stream_over_unix_socket() {
-    echo_stream(&unix().await).await;
-}
-
-#[tokio::test]
-async fn typed_struct_payloads() {
-    let p = duplex().await;
+async fn typed_struct_payloads(p: Pair) {
     let (mut ctx, origin): (_, Point) = p
         .client
         .open_context("scipp_peer", "echo_point")
@@ -260,9 +243,7 @@ async fn typed_struct_payloads() {
     assert_eq!(ctx.result::<u64>().await.unwrap(), 3);
 }
 
-#[tokio::test]
-async fn plain_rpc() {
-    let p = tcp().await;
+async fn plain_rpc(p: Pair) {
     let sum: i64 = p
         .client
         .rpc("scipp_peer", "add", &kwargs(&[("a", 2), ("b", 3)]))
@@ -271,9 +252,7 @@ async fn plain_rpc() {
     assert_eq!(sum, 5);
 }
 
-#[tokio::test]
-async fn bad_rpc_kwargs_are_a_type_error() {
-    let p = duplex().await;
+async fn bad_rpc_kwargs_are_a_type_error(p: Pair) {
     let err = p
         .client
         .rpc::<_, i64>("scipp_peer", "add", &kwargs(&[("a", 2)]))
@@ -284,9 +263,7 @@ async fn bad_rpc_kwargs_are_a_type_error() {
     assert!(remote.traceback().contains("bad kwargs"), "{remote}");
 }
 
-#[tokio::test]
-async fn remote_error_arrives_with_its_type_and_trace() {
-    let p = duplex().await;
+async fn remote_error_arrives_with_its_type_and_trace(p: Pair) {
     let (ctx, ready): (_, String) = p
         .client
         .open_context("scipp_peer", "raises")
@@ -322,9 +299,7 @@ impl Pair {
     }
 }
 
-#[tokio::test]
-async fn an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving() {
-    let p = duplex().await;
+async fn an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving(p: Pair) {
     let err = p
         .client
         .open_context("scipp_peer", "no_such_func")
@@ -340,9 +315,7 @@ async fn an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving() {
     assert_eq!(sum, 2);
 }
 
-#[tokio::test]
-async fn a_started_outside_the_endpoint_spec_is_refused_before_sending() {
-    let p = duplex().await;
+async fn a_started_outside_the_endpoint_spec_is_refused_before_sending(p: Pair) {
     let err = p
         .client
         .open_context("scipp_peer", "bad_started")
@@ -357,9 +330,7 @@ async fn a_started_outside_the_endpoint_spec_is_refused_before_sending() {
     );
 }
 
-#[tokio::test]
-async fn a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error() {
-    let p = duplex().await;
+async fn a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error(p: Pair) {
     let (mut ctx, _): (_, i64) = p
         .client
         .open_context("scipp_peer", "echo_int")
@@ -388,9 +359,7 @@ async fn a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error() {
     );
 }
 
-#[tokio::test]
-async fn parent_cancel_stops_the_child_and_is_acked() {
-    let mut p = duplex().await;
+async fn parent_cancel_stops_the_child_and_is_acked(mut p: Pair) {
     let (ctx, ()) = p
         .client
         .open_context("scipp_peer", "sleep_forever")
@@ -406,9 +375,7 @@ async fn parent_cancel_stops_the_child_and_is_acked() {
     );
 }
 
-#[tokio::test]
-async fn dropping_a_context_cancels_the_remote_task() {
-    let mut p = duplex().await;
+async fn dropping_a_context_cancels_the_remote_task(mut p: Pair) {
     let cid = {
         let (ctx, ()) = p
             .client
@@ -421,9 +388,7 @@ async fn dropping_a_context_cancels_the_remote_task() {
     assert_eq!(p.cancelled.recv().await.unwrap(), cid);
 }
 
-#[tokio::test]
-async fn tower_timeout_wraps_an_endpoint_unchanged() {
-    let p = duplex().await;
+async fn tower_timeout_wraps_an_endpoint_unchanged(p: Pair) {
     let err = p
         .client
         .rpc::<_, ()>("scipp_peer", "slow", &BTreeMap::<String, ()>::new())
@@ -438,9 +403,7 @@ async fn tower_timeout_wraps_an_endpoint_unchanged() {
     );
 }
 
-#[tokio::test]
-async fn a_thousand_concurrent_contexts_on_one_channel() {
-    let p = tcp().await;
+async fn a_thousand_concurrent_contexts_on_one_channel(p: Pair) {
     let client = &p.client;
     let runs = (0..1000i64).map(|i| async move {
         let (mut ctx, first): (_, i64) = client
@@ -463,9 +426,7 @@ async fn a_thousand_concurrent_contexts_on_one_channel() {
     assert_eq!(p.client.open_contexts(), 0);
 }
 
-#[tokio::test]
-async fn a_closed_transport_ends_open_contexts_with_transport_closed() {
-    let p = duplex().await;
+async fn a_closed_transport_ends_open_contexts_with_transport_closed(p: Pair) {
     let (ctx, ()) = p
         .client
         .open_context("scipp_peer", "sleep_forever")
@@ -482,4 +443,172 @@ async fn a_closed_transport_ends_open_contexts_with_transport_closed() {
         "{err:?}"
     );
     p.client.closed().await;
+}
+
+/// Every scenario over in memory.
+mod in_memory {
+    #[tokio::test]
+    async fn echo_stream() {
+        super::echo_stream(super::duplex().await).await;
+    }
+    #[tokio::test]
+    async fn typed_struct_payloads() {
+        super::typed_struct_payloads(super::duplex().await).await;
+    }
+    #[tokio::test]
+    async fn plain_rpc() {
+        super::plain_rpc(super::duplex().await).await;
+    }
+    #[tokio::test]
+    async fn bad_rpc_kwargs_are_a_type_error() {
+        super::bad_rpc_kwargs_are_a_type_error(super::duplex().await).await;
+    }
+    #[tokio::test]
+    async fn remote_error_arrives_with_its_type_and_trace() {
+        super::remote_error_arrives_with_its_type_and_trace(super::duplex().await).await;
+    }
+    #[tokio::test]
+    async fn an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving() {
+        super::an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving(super::duplex().await).await;
+    }
+    #[tokio::test]
+    async fn a_started_outside_the_endpoint_spec_is_refused_before_sending() {
+        super::a_started_outside_the_endpoint_spec_is_refused_before_sending(super::duplex().await).await;
+    }
+    #[tokio::test]
+    async fn a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error() {
+        super::a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error(super::duplex().await).await;
+    }
+    #[tokio::test]
+    async fn parent_cancel_stops_the_child_and_is_acked() {
+        super::parent_cancel_stops_the_child_and_is_acked(super::duplex().await).await;
+    }
+    #[tokio::test]
+    async fn dropping_a_context_cancels_the_remote_task() {
+        super::dropping_a_context_cancels_the_remote_task(super::duplex().await).await;
+    }
+    #[tokio::test]
+    async fn tower_timeout_wraps_an_endpoint_unchanged() {
+        super::tower_timeout_wraps_an_endpoint_unchanged(super::duplex().await).await;
+    }
+    #[tokio::test]
+    async fn a_thousand_concurrent_contexts_on_one_channel() {
+        super::a_thousand_concurrent_contexts_on_one_channel(super::duplex().await).await;
+    }
+    #[tokio::test]
+    async fn a_closed_transport_ends_open_contexts_with_transport_closed() {
+        super::a_closed_transport_ends_open_contexts_with_transport_closed(super::duplex().await).await;
+    }
+}
+
+/// Every scenario over tcp.
+mod tcp {
+    #[tokio::test]
+    async fn echo_stream() {
+        super::echo_stream(super::tcp().await).await;
+    }
+    #[tokio::test]
+    async fn typed_struct_payloads() {
+        super::typed_struct_payloads(super::tcp().await).await;
+    }
+    #[tokio::test]
+    async fn plain_rpc() {
+        super::plain_rpc(super::tcp().await).await;
+    }
+    #[tokio::test]
+    async fn bad_rpc_kwargs_are_a_type_error() {
+        super::bad_rpc_kwargs_are_a_type_error(super::tcp().await).await;
+    }
+    #[tokio::test]
+    async fn remote_error_arrives_with_its_type_and_trace() {
+        super::remote_error_arrives_with_its_type_and_trace(super::tcp().await).await;
+    }
+    #[tokio::test]
+    async fn an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving() {
+        super::an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving(super::tcp().await).await;
+    }
+    #[tokio::test]
+    async fn a_started_outside_the_endpoint_spec_is_refused_before_sending() {
+        super::a_started_outside_the_endpoint_spec_is_refused_before_sending(super::tcp().await).await;
+    }
+    #[tokio::test]
+    async fn a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error() {
+        super::a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error(super::tcp().await).await;
+    }
+    #[tokio::test]
+    async fn parent_cancel_stops_the_child_and_is_acked() {
+        super::parent_cancel_stops_the_child_and_is_acked(super::tcp().await).await;
+    }
+    #[tokio::test]
+    async fn dropping_a_context_cancels_the_remote_task() {
+        super::dropping_a_context_cancels_the_remote_task(super::tcp().await).await;
+    }
+    #[tokio::test]
+    async fn tower_timeout_wraps_an_endpoint_unchanged() {
+        super::tower_timeout_wraps_an_endpoint_unchanged(super::tcp().await).await;
+    }
+    #[tokio::test]
+    async fn a_thousand_concurrent_contexts_on_one_channel() {
+        super::a_thousand_concurrent_contexts_on_one_channel(super::tcp().await).await;
+    }
+    #[tokio::test]
+    async fn a_closed_transport_ends_open_contexts_with_transport_closed() {
+        super::a_closed_transport_ends_open_contexts_with_transport_closed(super::tcp().await).await;
+    }
+}
+
+/// Every scenario over unix socket.
+mod unix_socket {
+    #[tokio::test]
+    async fn echo_stream() {
+        super::echo_stream(super::unix().await).await;
+    }
+    #[tokio::test]
+    async fn typed_struct_payloads() {
+        super::typed_struct_payloads(super::unix().await).await;
+    }
+    #[tokio::test]
+    async fn plain_rpc() {
+        super::plain_rpc(super::unix().await).await;
+    }
+    #[tokio::test]
+    async fn bad_rpc_kwargs_are_a_type_error() {
+        super::bad_rpc_kwargs_are_a_type_error(super::unix().await).await;
+    }
+    #[tokio::test]
+    async fn remote_error_arrives_with_its_type_and_trace() {
+        super::remote_error_arrives_with_its_type_and_trace(super::unix().await).await;
+    }
+    #[tokio::test]
+    async fn an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving() {
+        super::an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving(super::unix().await).await;
+    }
+    #[tokio::test]
+    async fn a_started_outside_the_endpoint_spec_is_refused_before_sending() {
+        super::a_started_outside_the_endpoint_spec_is_refused_before_sending(super::unix().await).await;
+    }
+    #[tokio::test]
+    async fn a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error() {
+        super::a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error(super::unix().await).await;
+    }
+    #[tokio::test]
+    async fn parent_cancel_stops_the_child_and_is_acked() {
+        super::parent_cancel_stops_the_child_and_is_acked(super::unix().await).await;
+    }
+    #[tokio::test]
+    async fn dropping_a_context_cancels_the_remote_task() {
+        super::dropping_a_context_cancels_the_remote_task(super::unix().await).await;
+    }
+    #[tokio::test]
+    async fn tower_timeout_wraps_an_endpoint_unchanged() {
+        super::tower_timeout_wraps_an_endpoint_unchanged(super::unix().await).await;
+    }
+    #[tokio::test]
+    async fn a_thousand_concurrent_contexts_on_one_channel() {
+        super::a_thousand_concurrent_contexts_on_one_channel(super::unix().await).await;
+    }
+    #[tokio::test]
+    async fn a_closed_transport_ends_open_contexts_with_transport_closed() {
+        super::a_closed_transport_ends_open_contexts_with_transport_closed(super::unix().await).await;
+    }
 }
