@@ -286,3 +286,157 @@ async fn report_mode_drops_and_reports_each_overrun_like_tractor() {
     drained.send(()).unwrap();
     assert_eq!(ctx.result::<i64>().await.unwrap(), 6);
 }
+
+use scipp_layers::context::OnInvalid;
+
+/// `bad_then_good`: started(0), Yield 1, "bad", 2, Stop; then reports
+/// whether an Error came back from the parent (1) or not (0).
+fn bad_then_good() -> Endpoints<C> {
+    let mut e = Endpoints::<C>::new();
+    e.context(
+        "scipp_peer",
+        "bad_then_good",
+        PldSpec::of::<i64>(),
+        |mut ctx: ChildContext<C>, kw: Kw| async move {
+            ctx.started(&0).await?;
+            ctx.send(&1).await?;
+            ctx.send("bad").await?;
+            ctx.send(&2).await?;
+            ctx.close().await?;
+            if kw.get("expect_relay") == Some(&1) {
+                match ctx.recv::<i64>().await {
+                    Err(ContextError::Remote(r)) if r.boxed_type() == "MsgTypeError" => {
+                        return Ok(1)
+                    }
+                    other => {
+                        return Err(format!("expected a relayed MsgTypeError, got {other:?}").into())
+                    }
+                }
+            }
+            Ok(0)
+        },
+    );
+    e.context(
+        "scipp_peer",
+        "echo_with_policy",
+        PldSpec::of::<i64>(),
+        |mut ctx: ChildContext<C>, kw: Kw| async move {
+            ctx.on_invalid(match kw["policy"] {
+                0 => OnInvalid::FailFast,
+                1 => OnInvalid::IgnoreAndWarn,
+                _ => OnInvalid::RelayToSender,
+            });
+            ctx.started(&0).await?;
+            let mut n = 0;
+            while let Some(v) = ctx.recv::<i64>().await? {
+                ctx.send(&v).await?;
+                n += 1;
+            }
+            Ok(n)
+        },
+    );
+    e
+}
+
+async fn policy_pair() -> (Channel<C>, Channel<C>) {
+    let server = Peer::new("scipp_peer", MsgpackCodec::new()).endpoints(bad_then_good());
+    let client = Peer::new("scipp_client", MsgpackCodec::new());
+    connect(&server, &client).await
+}
+
+async fn parent_receiving_a_bad_yield(policy: OnInvalid) -> (Vec<i64>, Result<i64, ContextError>) {
+    let (_s, chan) = policy_pair().await;
+    let expect_relay = i64::from(policy == OnInvalid::RelayToSender);
+    let (mut ctx, _): (_, i64) = chan
+        .open_context("scipp_peer", "bad_then_good")
+        .kwargs(&Kw::from([("expect_relay".into(), expect_relay)]))
+        .unwrap()
+        .spec(PldSpec::of::<i64>())
+        .on_invalid(policy)
+        .start()
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    loop {
+        match ctx.recv::<i64>().await {
+            Ok(Some(v)) => got.push(v),
+            Ok(None) => break,
+            Err(e) => return (got, Err(e)),
+        }
+    }
+    (got, ctx.result::<i64>().await)
+}
+
+#[tokio::test]
+async fn parent_side_mte_under_each_policy() {
+    let (got, err) = parent_receiving_a_bad_yield(OnInvalid::FailFast).await;
+    assert_eq!(got, vec![1]);
+    match err {
+        Err(ContextError::MsgType(e)) => assert_eq!(e.value(), Some("'bad'")),
+        other => panic!("{other:?}"),
+    }
+    let (got, result) = parent_receiving_a_bad_yield(OnInvalid::IgnoreAndWarn).await;
+    assert_eq!((got, result.unwrap()), (vec![1, 2], 0));
+    let (got, result) = parent_receiving_a_bad_yield(OnInvalid::RelayToSender).await;
+    assert_eq!(
+        (got, result.unwrap()),
+        (vec![1, 2], 1),
+        "the child learned of its bad Yield"
+    );
+}
+
+async fn child_receiving_a_bad_yield(policy: i64) -> (Vec<i64>, Result<i64, ContextError>) {
+    let (_s, chan) = policy_pair().await;
+    let (mut ctx, _): (_, i64) = chan
+        .open_context("scipp_peer", "echo_with_policy")
+        .kwargs(&Kw::from([("policy".into(), policy)]))
+        .unwrap()
+        .spec(PldSpec::of::<i64>())
+        .start()
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for v in [rmpv::Value::from(1), "bad".into(), 2.into()] {
+        ctx.send(&v).await.unwrap();
+        if v.is_str() && policy != 2 {
+            continue; // nothing comes back for it
+        }
+        match ctx.recv::<i64>().await {
+            Ok(Some(x)) => got.push(x),
+            Ok(None) => return (got, ctx.result::<i64>().await),
+            Err(e) => return (got, Err(e)),
+        }
+    }
+    ctx.close().await.unwrap();
+    (got, ctx.result::<i64>().await)
+}
+
+#[tokio::test]
+async fn child_side_mte_under_each_policy() {
+    // fail-fast: the child's task dies of it; Stop, then its Error
+    let (got, result) = child_receiving_a_bad_yield(0).await;
+    assert_eq!(got, vec![1]);
+    assert_eq!(
+        result
+            .unwrap_err()
+            .remote()
+            .map(|r| r.boxed_type().to_owned())
+            .as_deref(),
+        Some("MsgTypeError")
+    );
+    // ignore-and-warn: the stream goes on
+    let (got, result) = child_receiving_a_bad_yield(1).await;
+    assert_eq!((got, result.unwrap()), (vec![1, 2], 2));
+    // relay-to-sender: the parent hears of its bad Yield, naming it
+    let (got, result) = child_receiving_a_bad_yield(2).await;
+    assert_eq!(got, vec![1]);
+    let err = result.unwrap_err();
+    let remote = err.remote().expect("remote");
+    assert_eq!(remote.boxed_type(), "MsgTypeError");
+    let bad = remote.wire().bad_msg.as_deref().expect("_bad_msg");
+    assert_eq!(
+        scipp_codecs::Codec::decode_payload::<String>(&MsgpackCodec::new(), bad.pld().unwrap())
+            .unwrap(),
+        "bad"
+    );
+}

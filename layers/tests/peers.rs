@@ -469,15 +469,18 @@ mod in_memory {
     }
     #[tokio::test]
     async fn an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving() {
-        super::an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving(super::duplex().await).await;
+        super::an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving(super::duplex().await)
+            .await;
     }
     #[tokio::test]
     async fn a_started_outside_the_endpoint_spec_is_refused_before_sending() {
-        super::a_started_outside_the_endpoint_spec_is_refused_before_sending(super::duplex().await).await;
+        super::a_started_outside_the_endpoint_spec_is_refused_before_sending(super::duplex().await)
+            .await;
     }
     #[tokio::test]
     async fn a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error() {
-        super::a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error(super::duplex().await).await;
+        super::a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error(super::duplex().await)
+            .await;
     }
     #[tokio::test]
     async fn parent_cancel_stops_the_child_and_is_acked() {
@@ -497,7 +500,8 @@ mod in_memory {
     }
     #[tokio::test]
     async fn a_closed_transport_ends_open_contexts_with_transport_closed() {
-        super::a_closed_transport_ends_open_contexts_with_transport_closed(super::duplex().await).await;
+        super::a_closed_transport_ends_open_contexts_with_transport_closed(super::duplex().await)
+            .await;
     }
 }
 
@@ -525,11 +529,13 @@ mod tcp {
     }
     #[tokio::test]
     async fn an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving() {
-        super::an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving(super::tcp().await).await;
+        super::an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving(super::tcp().await)
+            .await;
     }
     #[tokio::test]
     async fn a_started_outside_the_endpoint_spec_is_refused_before_sending() {
-        super::a_started_outside_the_endpoint_spec_is_refused_before_sending(super::tcp().await).await;
+        super::a_started_outside_the_endpoint_spec_is_refused_before_sending(super::tcp().await)
+            .await;
     }
     #[tokio::test]
     async fn a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error() {
@@ -553,7 +559,8 @@ mod tcp {
     }
     #[tokio::test]
     async fn a_closed_transport_ends_open_contexts_with_transport_closed() {
-        super::a_closed_transport_ends_open_contexts_with_transport_closed(super::tcp().await).await;
+        super::a_closed_transport_ends_open_contexts_with_transport_closed(super::tcp().await)
+            .await;
     }
 }
 
@@ -581,15 +588,18 @@ mod unix_socket {
     }
     #[tokio::test]
     async fn an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving() {
-        super::an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving(super::unix().await).await;
+        super::an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving(super::unix().await)
+            .await;
     }
     #[tokio::test]
     async fn a_started_outside_the_endpoint_spec_is_refused_before_sending() {
-        super::a_started_outside_the_endpoint_spec_is_refused_before_sending(super::unix().await).await;
+        super::a_started_outside_the_endpoint_spec_is_refused_before_sending(super::unix().await)
+            .await;
     }
     #[tokio::test]
     async fn a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error() {
-        super::a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error(super::unix().await).await;
+        super::a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error(super::unix().await)
+            .await;
     }
     #[tokio::test]
     async fn parent_cancel_stops_the_child_and_is_acked() {
@@ -609,6 +619,7 @@ mod unix_socket {
     }
     #[tokio::test]
     async fn a_closed_transport_ends_open_contexts_with_transport_closed() {
-        super::a_closed_transport_ends_open_contexts_with_transport_closed(super::unix().await).await;
+        super::a_closed_transport_ends_open_contexts_with_transport_closed(super::unix().await)
+            .await;
     }
 }

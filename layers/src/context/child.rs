@@ -105,6 +105,7 @@ impl<C: Codec> ChildContext<C> {
                 cid,
                 rx,
                 owns_slot: true,
+                on_invalid: super::OnInvalid::default(),
             },
             flags,
             cancel,
@@ -199,6 +200,12 @@ impl<C: Codec> ChildContext<C> {
                 cid: self.core.cid.clone(),
             }))
             .await
+    }
+
+    /// What this context does with an invalid message from the parent
+    /// (fail-fast by default).
+    pub fn on_invalid(&mut self, policy: super::OnInvalid) {
+        self.core.on_invalid = policy;
     }
 
     /// Resolves when the parent (or an actor cancel) cancels this task.

@@ -25,6 +25,23 @@ pub use self::child::ChildContext;
 pub use self::error::ContextError;
 pub use self::parent::{Context, OpenContext};
 
+/// What a context does with an invalid message of its own (a payload
+/// outside its spec, an out-of-order message): the per-context form of the
+/// [`policy`](crate::policy) layers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OnInvalid {
+    /// The next receive fails with the [`MsgTypeError`](crate::MsgTypeError)
+    /// (tractor's default).
+    #[default]
+    FailFast,
+    /// Log a warning, drop the message, keep receiving.
+    IgnoreAndWarn,
+    /// Send the peer an `Error` naming the bad message, drop it, keep
+    /// receiving.
+    RelayToSender,
+}
+
 use crate::route::state::Shared;
 use crate::Inbound;
 use scipp_codecs::msg::{Cid, Msg, RawPayload};
@@ -41,16 +58,37 @@ struct Core<C> {
     /// Whether dropping this closes the context's queue (false once a
     /// background cancel took the queue over).
     owns_slot: bool,
+    on_invalid: OnInvalid,
 }
 
 impl<C: Codec> Core<C> {
-    /// The next message of this context. An invalid one ends the
-    /// receive (fail-fast, tractor's default per-context policy).
+    /// The next message of this context; an invalid one is handled by the
+    /// context's [`OnInvalid`] policy.
     async fn next(&mut self) -> Result<Msg, ContextError> {
-        match self.rx.recv().await {
-            Some(Inbound::Msg(msg)) => Ok(msg),
-            Some(Inbound::Invalid(err)) => Err(ContextError::MsgType(err)),
-            None => Err(self.shared.transport_closed()),
+        loop {
+            match self.rx.recv().await {
+                Some(Inbound::Msg(msg)) => return Ok(msg),
+                Some(Inbound::Invalid(err)) => match self.on_invalid {
+                    OnInvalid::FailFast => return Err(ContextError::MsgType(err)),
+                    OnInvalid::IgnoreAndWarn => {
+                        tracing::warn!(
+                            cid = self.cid.as_str(),
+                            "dropping an invalid message: {}",
+                            err.summary()
+                        );
+                    }
+                    OnInvalid::RelayToSender => {
+                        tracing::debug!(
+                            cid = self.cid.as_str(),
+                            "relaying a MsgTypeError to the sender"
+                        );
+                        let mut wire = err.to_wire(&self.shared.me);
+                        wire.cid = Some(self.cid.clone());
+                        self.send(Msg::from(wire)).await?;
+                    }
+                },
+                None => return Err(self.shared.transport_closed()),
+            }
         }
     }
 

@@ -58,6 +58,7 @@ pub struct OpenContext<C> {
     func: String,
     kwargs: Option<RawPayload>,
     spec: PldSpec<C>,
+    on_invalid: super::OnInvalid,
     caller: &'static Location<'static>,
 }
 
@@ -84,6 +85,7 @@ impl<C: Codec> OpenContext<C> {
             func: func.into(),
             kwargs: None,
             spec: PldSpec::any(),
+            on_invalid: super::OnInvalid::default(),
             caller,
         }
     }
@@ -101,6 +103,13 @@ impl<C: Codec> OpenContext<C> {
     /// nothing of it travels: both ends must agree.
     pub fn spec(mut self, spec: PldSpec<C>) -> Self {
         self.spec = spec;
+        self
+    }
+
+    /// What the context does with an invalid message from the child
+    /// (fail-fast by default).
+    pub fn on_invalid(mut self, policy: super::OnInvalid) -> Self {
+        self.on_invalid = policy;
         self
     }
 
@@ -123,6 +132,7 @@ impl<C: Codec> OpenContext<C> {
             FuncType::Context,
         )
         .await?;
+        ctx.core.on_invalid = self.on_invalid;
         let first = match ctx.core.next().await {
             Ok(Msg::Started(s)) => ctx.core.decode(&s.pld),
             Ok(Msg::Error(e)) => {
@@ -185,6 +195,7 @@ impl<C: Codec> Context<C> {
                 cid: cid.clone(),
                 rx,
                 owns_slot: true,
+                on_invalid: super::OnInvalid::default(),
             },
             stop_sent: false,
             stop_received: false,
@@ -498,6 +509,7 @@ impl<C: Codec> Drop for Context<C> {
                 cid: cid.clone(),
                 rx,
                 owns_slot: true,
+                on_invalid: super::OnInvalid::IgnoreAndWarn,
             };
             if let Err(e) = cancel_remote(&shared, &cid).await {
                 tracing::debug!(cid = cid.as_str(), "background cancel: {e}");
