@@ -21,6 +21,8 @@ enum Command {
     Decode(cli::decode::DecodeArgs),
     /// Compare the codecs' size and speed on a sample or your own payloads.
     Codecs(cli::codecs::CodecsArgs),
+    /// Serve the example endpoints (ns `scipp_peer`) on TCP or a Unix socket.
+    Serve(cli::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
         Command::Demo => cli::demo::run(),
         Command::Decode(a) => cli::decode::run(a),
         Command::Codecs(a) => cli::codecs::run(a),
+        Command::Serve(a) => cli::serve::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
