@@ -15,14 +15,40 @@ use tokio::sync::oneshot;
 type C = MsgpackCodec;
 type Kw = BTreeMap<String, i64>;
 
-async fn connect(server: &Peer<C>, client: &Peer<C>) -> (Channel<C>, Channel<C>) {
-    let (a, b) = tokio::io::duplex(1 << 16);
-    let (s, c) = tokio::join!(server.channel(a), client.channel(b));
-    (s.unwrap(), c.unwrap())
+/// Which transport a test runs over.
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    InMemory,
+    Tcp,
+    Unix,
 }
 
-#[tokio::test]
-async fn child_self_cancel_reaches_the_parent_as_context_cancelled() {
+async fn connect(t: Transport, server: &Peer<C>, client: &Peer<C>) -> (Channel<C>, Channel<C>) {
+    match t {
+        Transport::InMemory => {
+            let (a, b) = tokio::io::duplex(1 << 16);
+            let (s, c) = tokio::join!(server.channel(a), client.channel(b));
+            (s.unwrap(), c.unwrap())
+        }
+        Transport::Tcp => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let connect = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+            let (accepted, connected) = tokio::join!(listener.accept(), connect);
+            let (s, c) = tokio::join!(
+                server.channel(accepted.unwrap().0),
+                client.channel(connected.unwrap())
+            );
+            (s.unwrap(), c.unwrap())
+        }
+        Transport::Unix => {
+            let (a, b) = tokio::net::UnixStream::pair().unwrap();
+            let (s, c) = tokio::join!(server.channel(a), client.channel(b));
+            (s.unwrap(), c.unwrap())
+        }
+    }
+}
+
+async fn child_self_cancel_reaches_the_parent_as_context_cancelled(t: Transport) {
     let mut e = Endpoints::<C>::new();
     e.context(
         "scipp_peer",
@@ -37,7 +63,7 @@ async fn child_self_cancel_reaches_the_parent_as_context_cancelled() {
     );
     let server = Peer::new("scipp_peer", MsgpackCodec::new()).endpoints(e);
     let client = Peer::new("scipp_client", MsgpackCodec::new());
-    let (_s, chan) = connect(&server, &client).await;
+    let (_s, chan) = connect(t, &server, &client).await;
     let (ctx, ()) = chan
         .open_context("scipp_peer", "self_cancel")
         .start()
@@ -58,8 +84,7 @@ async fn child_self_cancel_reaches_the_parent_as_context_cancelled() {
     );
 }
 
-#[tokio::test]
-async fn actor_cancel_cancels_every_task_and_tells_the_owner() {
+async fn actor_cancel_cancels_every_task_and_tells_the_owner(t: Transport) {
     let mut e = Endpoints::<C>::new();
     e.context(
         "scipp_peer",
@@ -73,7 +98,7 @@ async fn actor_cancel_cancels_every_task_and_tells_the_owner() {
     );
     let server = Peer::new("scipp_peer", MsgpackCodec::new()).endpoints(e);
     let client = Peer::new("scipp_client", MsgpackCodec::new());
-    let (served, chan) = connect(&server, &client).await;
+    let (served, chan) = connect(t, &server, &client).await;
     let (a, ()) = chan
         .open_context("scipp_peer", "sleep_forever")
         .start()
@@ -114,8 +139,7 @@ fn relay_peer(name: &str, next: Arc<Channel<C>>, func: &'static str) -> Peer<C> 
     Peer::new(name, MsgpackCodec::new()).endpoints(e)
 }
 
-#[tokio::test]
-async fn an_error_relayed_over_three_hops_keeps_its_origin() {
+async fn an_error_relayed_over_three_hops_keeps_its_origin(t: Transport) {
     let mut e = Endpoints::<C>::new();
     e.context(
         "scipp_peer",
@@ -129,15 +153,15 @@ async fn an_error_relayed_over_three_hops_keeps_its_origin() {
     let leaf = Peer::new("scipp_leaf", MsgpackCodec::new()).endpoints(e);
     // mid -> leaf
     let mid_client = Peer::new("scipp_mid", MsgpackCodec::new());
-    let (_l, mid_to_leaf) = connect(&leaf, &mid_client).await;
+    let (_l, mid_to_leaf) = connect(t, &leaf, &mid_client).await;
     let mid = relay_peer("scipp_mid", Arc::new(mid_to_leaf), "raises");
     // peer -> mid
     let peer_client = Peer::new("scipp_peer", MsgpackCodec::new());
-    let (_m, peer_to_mid) = connect(&mid, &peer_client).await;
+    let (_m, peer_to_mid) = connect(t, &mid, &peer_client).await;
     let peer = relay_peer("scipp_peer", Arc::new(peer_to_mid), "relay");
     // client -> peer
     let client = Peer::new("scipp_client", MsgpackCodec::new());
-    let (_p, chan) = connect(&peer, &client).await;
+    let (_p, chan) = connect(t, &peer, &client).await;
 
     let err = chan
         .open_context("scipp_peer", "relay")
@@ -188,15 +212,14 @@ fn stream_n() -> Endpoints<C> {
     e
 }
 
-#[tokio::test]
-async fn backpressure_loses_nothing_with_a_tiny_queue() {
+async fn backpressure_loses_nothing_with_a_tiny_queue(t: Transport) {
     let server = Peer::new("scipp_peer", MsgpackCodec::new()).endpoints(stream_n());
     let config = Config {
         queue: 2,
         ..Config::default()
     };
     let client = Peer::new("scipp_client", MsgpackCodec::new()).config(config);
-    let (_s, chan) = connect(&server, &client).await;
+    let (_s, chan) = connect(t, &server, &client).await;
     let n = 500;
     let (mut ctx, first): (_, i64) = chan
         .open_context("scipp_peer", "stream_n")
@@ -218,8 +241,7 @@ async fn backpressure_loses_nothing_with_a_tiny_queue() {
     assert_eq!(ctx.result::<i64>().await.unwrap(), n);
 }
 
-#[tokio::test]
-async fn report_mode_drops_and_reports_each_overrun_like_tractor() {
+async fn report_mode_drops_and_reports_each_overrun_like_tractor(t: Transport) {
     // The child streams 10 Yields into a parent queue of 4 that is not being
     // read; it counts the StreamOverrun reports, signals, then waits for the
     // parent to drain before closing and returning the count.
@@ -269,7 +291,7 @@ async fn report_mode_drops_and_reports_each_overrun_like_tractor() {
         ..Config::default()
     };
     let client = Peer::new("scipp_client", MsgpackCodec::new()).config(config);
-    let (_s, chan) = connect(&server, &client).await;
+    let (_s, chan) = connect(t, &server, &client).await;
     let (mut ctx, _): (_, i64) = chan
         .open_context("scipp_peer", "flood")
         .spec(PldSpec::of::<i64>())
@@ -338,14 +360,17 @@ fn bad_then_good() -> Endpoints<C> {
     e
 }
 
-async fn policy_pair() -> (Channel<C>, Channel<C>) {
+async fn policy_pair(t: Transport) -> (Channel<C>, Channel<C>) {
     let server = Peer::new("scipp_peer", MsgpackCodec::new()).endpoints(bad_then_good());
     let client = Peer::new("scipp_client", MsgpackCodec::new());
-    connect(&server, &client).await
+    connect(t, &server, &client).await
 }
 
-async fn parent_receiving_a_bad_yield(policy: OnInvalid) -> (Vec<i64>, Result<i64, ContextError>) {
-    let (_s, chan) = policy_pair().await;
+async fn parent_receiving_a_bad_yield(
+    t: Transport,
+    policy: OnInvalid,
+) -> (Vec<i64>, Result<i64, ContextError>) {
+    let (_s, chan) = policy_pair(t).await;
     let expect_relay = i64::from(policy == OnInvalid::RelayToSender);
     let (mut ctx, _): (_, i64) = chan
         .open_context("scipp_peer", "bad_then_good")
@@ -367,17 +392,16 @@ async fn parent_receiving_a_bad_yield(policy: OnInvalid) -> (Vec<i64>, Result<i6
     (got, ctx.result::<i64>().await)
 }
 
-#[tokio::test]
-async fn parent_side_mte_under_each_policy() {
-    let (got, err) = parent_receiving_a_bad_yield(OnInvalid::FailFast).await;
+async fn parent_side_mte_under_each_policy(t: Transport) {
+    let (got, err) = parent_receiving_a_bad_yield(t, OnInvalid::FailFast).await;
     assert_eq!(got, vec![1]);
     match err {
         Err(ContextError::MsgType(e)) => assert_eq!(e.value(), Some("'bad'")),
         other => panic!("{other:?}"),
     }
-    let (got, result) = parent_receiving_a_bad_yield(OnInvalid::IgnoreAndWarn).await;
+    let (got, result) = parent_receiving_a_bad_yield(t, OnInvalid::IgnoreAndWarn).await;
     assert_eq!((got, result.unwrap()), (vec![1, 2], 0));
-    let (got, result) = parent_receiving_a_bad_yield(OnInvalid::RelayToSender).await;
+    let (got, result) = parent_receiving_a_bad_yield(t, OnInvalid::RelayToSender).await;
     assert_eq!(
         (got, result.unwrap()),
         (vec![1, 2], 1),
@@ -385,8 +409,11 @@ async fn parent_side_mte_under_each_policy() {
     );
 }
 
-async fn child_receiving_a_bad_yield(policy: i64) -> (Vec<i64>, Result<i64, ContextError>) {
-    let (_s, chan) = policy_pair().await;
+async fn child_receiving_a_bad_yield(
+    t: Transport,
+    policy: i64,
+) -> (Vec<i64>, Result<i64, ContextError>) {
+    let (_s, chan) = policy_pair(t).await;
     let (mut ctx, _): (_, i64) = chan
         .open_context("scipp_peer", "echo_with_policy")
         .kwargs(&Kw::from([("policy".into(), policy)]))
@@ -411,10 +438,9 @@ async fn child_receiving_a_bad_yield(policy: i64) -> (Vec<i64>, Result<i64, Cont
     (got, ctx.result::<i64>().await)
 }
 
-#[tokio::test]
-async fn child_side_mte_under_each_policy() {
+async fn child_side_mte_under_each_policy(t: Transport) {
     // fail-fast: the child's task dies of it; Stop, then its Error
-    let (got, result) = child_receiving_a_bad_yield(0).await;
+    let (got, result) = child_receiving_a_bad_yield(t, 0).await;
     assert_eq!(got, vec![1]);
     assert_eq!(
         result
@@ -425,10 +451,10 @@ async fn child_side_mte_under_each_policy() {
         Some("MsgTypeError")
     );
     // ignore-and-warn: the stream goes on
-    let (got, result) = child_receiving_a_bad_yield(1).await;
+    let (got, result) = child_receiving_a_bad_yield(t, 1).await;
     assert_eq!((got, result.unwrap()), (vec![1, 2], 2));
     // relay-to-sender: the parent hears of its bad Yield, naming it
-    let (got, result) = child_receiving_a_bad_yield(2).await;
+    let (got, result) = child_receiving_a_bad_yield(t, 2).await;
     assert_eq!(got, vec![1]);
     let err = result.unwrap_err();
     let remote = err.remote().expect("remote");
@@ -439,4 +465,108 @@ async fn child_side_mte_under_each_policy() {
             .unwrap(),
         "bad"
     );
+}
+
+/// Every scenario over in memory.
+mod in_memory {
+    #[tokio::test]
+    async fn child_self_cancel_reaches_the_parent_as_context_cancelled() {
+        super::child_self_cancel_reaches_the_parent_as_context_cancelled(
+            super::Transport::InMemory,
+        )
+        .await;
+    }
+    #[tokio::test]
+    async fn actor_cancel_cancels_every_task_and_tells_the_owner() {
+        super::actor_cancel_cancels_every_task_and_tells_the_owner(super::Transport::InMemory)
+            .await;
+    }
+    #[tokio::test]
+    async fn an_error_relayed_over_three_hops_keeps_its_origin() {
+        super::an_error_relayed_over_three_hops_keeps_its_origin(super::Transport::InMemory).await;
+    }
+    #[tokio::test]
+    async fn backpressure_loses_nothing_with_a_tiny_queue() {
+        super::backpressure_loses_nothing_with_a_tiny_queue(super::Transport::InMemory).await;
+    }
+    #[tokio::test]
+    async fn report_mode_drops_and_reports_each_overrun_like_tractor() {
+        super::report_mode_drops_and_reports_each_overrun_like_tractor(super::Transport::InMemory)
+            .await;
+    }
+    #[tokio::test]
+    async fn parent_side_mte_under_each_policy() {
+        super::parent_side_mte_under_each_policy(super::Transport::InMemory).await;
+    }
+    #[tokio::test]
+    async fn child_side_mte_under_each_policy() {
+        super::child_side_mte_under_each_policy(super::Transport::InMemory).await;
+    }
+}
+
+/// Every scenario over tcp.
+mod tcp {
+    #[tokio::test]
+    async fn child_self_cancel_reaches_the_parent_as_context_cancelled() {
+        super::child_self_cancel_reaches_the_parent_as_context_cancelled(super::Transport::Tcp)
+            .await;
+    }
+    #[tokio::test]
+    async fn actor_cancel_cancels_every_task_and_tells_the_owner() {
+        super::actor_cancel_cancels_every_task_and_tells_the_owner(super::Transport::Tcp).await;
+    }
+    #[tokio::test]
+    async fn an_error_relayed_over_three_hops_keeps_its_origin() {
+        super::an_error_relayed_over_three_hops_keeps_its_origin(super::Transport::Tcp).await;
+    }
+    #[tokio::test]
+    async fn backpressure_loses_nothing_with_a_tiny_queue() {
+        super::backpressure_loses_nothing_with_a_tiny_queue(super::Transport::Tcp).await;
+    }
+    #[tokio::test]
+    async fn report_mode_drops_and_reports_each_overrun_like_tractor() {
+        super::report_mode_drops_and_reports_each_overrun_like_tractor(super::Transport::Tcp).await;
+    }
+    #[tokio::test]
+    async fn parent_side_mte_under_each_policy() {
+        super::parent_side_mte_under_each_policy(super::Transport::Tcp).await;
+    }
+    #[tokio::test]
+    async fn child_side_mte_under_each_policy() {
+        super::child_side_mte_under_each_policy(super::Transport::Tcp).await;
+    }
+}
+
+/// Every scenario over unix socket.
+mod unix_socket {
+    #[tokio::test]
+    async fn child_self_cancel_reaches_the_parent_as_context_cancelled() {
+        super::child_self_cancel_reaches_the_parent_as_context_cancelled(super::Transport::Unix)
+            .await;
+    }
+    #[tokio::test]
+    async fn actor_cancel_cancels_every_task_and_tells_the_owner() {
+        super::actor_cancel_cancels_every_task_and_tells_the_owner(super::Transport::Unix).await;
+    }
+    #[tokio::test]
+    async fn an_error_relayed_over_three_hops_keeps_its_origin() {
+        super::an_error_relayed_over_three_hops_keeps_its_origin(super::Transport::Unix).await;
+    }
+    #[tokio::test]
+    async fn backpressure_loses_nothing_with_a_tiny_queue() {
+        super::backpressure_loses_nothing_with_a_tiny_queue(super::Transport::Unix).await;
+    }
+    #[tokio::test]
+    async fn report_mode_drops_and_reports_each_overrun_like_tractor() {
+        super::report_mode_drops_and_reports_each_overrun_like_tractor(super::Transport::Unix)
+            .await;
+    }
+    #[tokio::test]
+    async fn parent_side_mte_under_each_policy() {
+        super::parent_side_mte_under_each_policy(super::Transport::Unix).await;
+    }
+    #[tokio::test]
+    async fn child_side_mte_under_each_policy() {
+        super::child_side_mte_under_each_policy(super::Transport::Unix).await;
+    }
 }

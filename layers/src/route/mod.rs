@@ -18,7 +18,7 @@ mod endpoint;
 pub(crate) mod state;
 
 pub use self::endpoint::{Call, Endpoints};
-pub use self::state::Overrun;
+pub use self::state::{Orphan, Overrun};
 
 use crate::context::ChildContext;
 use crate::relay::RemoteError;
