@@ -23,6 +23,10 @@ enum Command {
     Codecs(cli::codecs::CodecsArgs),
     /// Serve the example endpoints (ns `scipp_peer`) on TCP or a Unix socket.
     Serve(cli::serve::ServeArgs),
+    /// Open a context (or an RPC) on any SCIPP peer and print what comes back.
+    Call(cli::call::CallArgs),
+    /// A transparent proxy that prints every frame between two peers.
+    Tap(cli::tap::TapArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +37,8 @@ fn main() -> ExitCode {
         Command::Decode(a) => cli::decode::run(a),
         Command::Codecs(a) => cli::codecs::run(a),
         Command::Serve(a) => cli::serve::run(a),
+        Command::Call(a) => cli::call::run(a),
+        Command::Tap(a) => cli::tap::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -106,3 +106,351 @@ fn decode_marks_every_transcript_frame_byte_identical() {
     assert_eq!(frames.len(), 23, "{text}");
     assert!(frames.iter().all(|l| l.contains(" B = ")), "{text}");
 }
+
+// ---- serve, call, tap ------------------------------------------------------
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Stdio};
+
+/// A background `scipp` process that prints `listening on ADDR` first;
+/// the rest of its stdout is collected by a thread.
+struct Running(Child, String, Option<std::thread::JoinHandle<String>>);
+
+impl Running {
+    /// Stops it and returns everything it printed after its first line.
+    fn finish(mut self) -> String {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        self.2.take().map(|t| t.join().unwrap()).unwrap_or_default()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_listening(args: &[&str]) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scipp"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .split(',')
+        .next()
+        .unwrap()
+        .to_owned();
+    // keep draining stdout so the child never blocks on a full pipe
+    let drain = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = out.read_to_string(&mut rest);
+        rest
+    });
+    Running(child, addr, Some(drain))
+}
+
+fn call(addr: &str, args: &[&str]) -> Output {
+    let mut all = vec!["call", addr];
+    all.extend_from_slice(args);
+    scipp(&all)
+}
+
+#[test]
+fn serve_and_call_every_example_endpoint() {
+    let server = spawn_listening(&["serve", "--listen", "127.0.0.1:0"]);
+    let addr = server.1.clone();
+    let ok = |args: &[&str], expect: &[&str]| {
+        let out = call(&addr, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let text = stdout(&out);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines, expect, "{args:?}");
+    };
+    ok(
+        &[
+            "scipp_peer:echo",
+            "--kwargs",
+            r#"{"first":"hello"}"#,
+            "--send",
+            "1",
+            "--send",
+            r#""two""#,
+        ],
+        &[
+            r#"started: "hello""#,
+            "received: 1",
+            r#"received: "two""#,
+            "return: 2",
+        ],
+    );
+    ok(
+        &["scipp_peer:echo_int", "--send", "5"],
+        &["started: 0", "received: 5", "return: 1"],
+    );
+    ok(
+        &["scipp_peer:echo_point", "--send", r#"{"x":1,"y":-1}"#],
+        &[
+            r#"started: {"x": 0, "y": 0}"#,
+            r#"received: {"x": 1, "y": -1}"#,
+            "return: 1",
+        ],
+    );
+    ok(
+        &["scipp_peer:add", "--rpc", "--kwargs", r#"{"a":2,"b":3}"#],
+        &["return: 5"],
+    );
+    ok(
+        &[
+            "scipp_peer:add",
+            "--rpc",
+            "--json",
+            "--kwargs",
+            r#"{"a":2,"b":3}"#,
+        ],
+        &[r#"{"return":5}"#],
+    );
+
+    let fails = |args: &[&str], first_line_has: &str| {
+        let out = call(&addr, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stdout(&out));
+        let err = stderr(&out);
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("error: ") && first.contains(first_line_has),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    };
+    fails(&["scipp_peer:raises"], "ValueError from scipp_peer");
+    fails(
+        &["scipp_peer:bad_started"],
+        "does not match type-spec: `Started.pld: int`",
+    );
+    fails(
+        &["scipp_peer:sleep_forever", "--timeout", "0.5"],
+        "timed out after 0.5 s",
+    );
+    fails(&["scipp_peer:bad_yield", "--timeout", "0.5"], "timed out");
+    fails(&["scipp_peer:no_such_func"], "AttributeError");
+    fails(
+        &["scipp_peer:echo", "--kwargs", "{bad"],
+        "--kwargs is not valid JSON",
+    );
+    fails(
+        &["scipp_peer:echo", "--kwargs", "[1]"],
+        "--kwargs must be a JSON object",
+    );
+    fails(&["not-a-target"], "is not NS:FUNC");
+}
+
+#[test]
+fn call_to_an_unreachable_address_is_one_clear_line() {
+    let out = call("127.0.0.1:1", &["scipp_peer:echo"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: cannot reach 127.0.0.1:1"), "{err}");
+}
+
+/// A scripted server: replays the recorded server frames of a transcript
+/// (its cids swapped for the caller's), reading one caller frame wherever
+/// the recording has one. `close_after` cuts the connection early.
+fn scripted_server(
+    file: &str,
+    close_after: Option<usize>,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    use scipp::{msg::Msg, Codec, MsgpackCodec};
+    let path = format!(
+        "{}/../shared/vectors/tractor/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        let codec = MsgpackCodec::new();
+        let mut our_cid = None;
+        for (i, f) in json["frames"].as_array().unwrap().iter().enumerate() {
+            if close_after == Some(i) {
+                return; // drops the socket mid-dialog
+            }
+            let hex = f["hex"].as_str().unwrap();
+            let wire: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            if f["dir"] == "c2s" {
+                let mut len = [0u8; 4];
+                if tcp.read_exact(&mut len).is_err() {
+                    return;
+                }
+                let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
+                tcp.read_exact(&mut body).unwrap();
+                if let Ok(Msg::Start(s)) = codec.decode(body.into()) {
+                    our_cid.get_or_insert(s.cid);
+                }
+                continue;
+            }
+            let mut msg = codec.decode(bytes::Bytes::from(wire).slice(4..)).unwrap();
+            if let (
+                Some(cid),
+                Msg::StartAck(_) | Msg::Started(_) | Msg::Yield(_) | Msg::Return(_) | Msg::Stop(_),
+            ) = (&our_cid, &msg)
+            {
+                msg = match msg {
+                    Msg::StartAck(mut m) => {
+                        m.cid = cid.clone();
+                        Msg::StartAck(m)
+                    }
+                    Msg::Started(mut m) => {
+                        m.cid = cid.clone();
+                        Msg::Started(m)
+                    }
+                    Msg::Yield(mut m) => {
+                        m.cid = cid.clone();
+                        Msg::Yield(m)
+                    }
+                    Msg::Return(mut m) => {
+                        m.cid = cid.clone();
+                        Msg::Return(m)
+                    }
+                    Msg::Stop(mut m) => {
+                        m.cid = cid.clone();
+                        Msg::Stop(m)
+                    }
+                    other => other,
+                };
+            }
+            let body = codec.encode_to_bytes(&msg).unwrap();
+            tcp.write_all(&(body.len() as u32).to_le_bytes()).unwrap();
+            tcp.write_all(&body).unwrap();
+        }
+    });
+    (addr, handle)
+}
+
+#[test]
+fn call_against_a_replay_of_a_recorded_tractor_server_prints_its_values() {
+    let (addr, server) = scripted_server("echo_stream.json", None);
+    let sends: Vec<String> = (0..8).map(|i| i.to_string()).collect();
+    let mut args = vec!["scipp_peer:echo", "--kwargs", r#"{"first":"hello"}"#];
+    for s in &sends {
+        args.extend(["--send", s.as_str()]);
+    }
+    let out = call(&addr.to_string(), &args);
+    server.join().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.first(), Some(&r#"started: "hello""#));
+    assert_eq!(lines.last(), Some(&"return: 8"));
+    let received: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("received: "))
+        .collect();
+    // what the real tractor server echoed, as recorded (bin shows its length)
+    assert_eq!(
+        received,
+        [
+            "1",
+            r#""two""#,
+            "[3, 3.5]",
+            r#"{"four": 4}"#,
+            "<4 bytes>",
+            "None",
+            "True",
+            "-1099511627776"
+        ]
+    );
+}
+
+#[test]
+fn call_to_a_peer_that_closes_mid_stream_fails_cleanly() {
+    // the recorded server stops after its Started (frame 4 is the first Yield exchange)
+    let (addr, server) = scripted_server("echo_stream.json", Some(5));
+    let out = call(
+        &addr.to_string(),
+        &["scipp_peer:echo", "--send", "1", "--timeout", "10"],
+    );
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: the channel to scipp_peer closed"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn tap_prints_every_frame_and_forwards_bytes_unchanged() {
+    // upstream: records what it gets and echoes it back
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_addr = upstream.local_addr().unwrap().to_string();
+    let echo = std::thread::spawn(move || {
+        let (mut tcp, _) = upstream.accept().unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = tcp.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            tcp.write_all(&buf[..n]).unwrap();
+        }
+        got
+    });
+    let tap = spawn_listening(&["tap", "--listen", "127.0.0.1:0", "--upstream", &up_addr]);
+    let codec = scipp::MsgpackCodec::new();
+    let mut sent = Vec::new();
+    for msg in scipp::sample::messages(&codec).unwrap() {
+        let body = scipp::Codec::encode_to_bytes(&codec, &msg.msg).unwrap();
+        sent.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        sent.extend_from_slice(&body);
+    }
+    sent.extend_from_slice(b"\x05\x00\x00\x00\xc1oops"); // a frame that does not decode
+    let mut client = std::net::TcpStream::connect(&tap.1).unwrap();
+    client.write_all(&sent).unwrap();
+    let mut back = vec![0u8; sent.len()];
+    client.read_exact(&mut back).unwrap();
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    let upstream_got = echo.join().unwrap();
+    assert!(
+        upstream_got == sent,
+        "the upstream got other bytes than were sent"
+    );
+    assert!(back == sent, "the client got other bytes back");
+    let log = tap.finish();
+    for kind in [
+        "Aid",
+        "Start",
+        "StartAck",
+        "Started",
+        "Yield",
+        "Stop",
+        "Return",
+        "CancelAck",
+        "Error",
+    ] {
+        assert!(
+            log.contains(&format!(" {kind} ")),
+            "no {kind} in tap output:\n{log}"
+        );
+    }
+    assert!(
+        log.contains("! invalid IPC msg"),
+        "the bad frame is shown with its reason:\n{log}"
+    );
+}

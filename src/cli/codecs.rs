@@ -61,7 +61,7 @@ pub(crate) fn run(args: CodecsArgs) -> Result<(), CliError> {
                 "set": r.set, "codec": r.codec, "bytes_per_msg": r.bytes,
                 "encode_ns": r.encode_ns, "decode_ns": r.decode_ns,
             });
-            println!("{line}");
+            out!("{line}");
         }
     } else {
         print_table(&rows);
@@ -195,9 +195,14 @@ fn load_payloads(path: &PathBuf) -> Result<Vec<serde_json::Value>, CliError> {
 /// Prints the rows as a table, one block per payload set, with each
 /// codec's total time (encode + decode) relative to the set's fastest.
 pub(crate) fn print_table(rows: &[Row]) {
-    println!(
+    out!(
         "{:<16} {:<9} {:>10} {:>11} {:>11}  {:>10}",
-        "payload", "codec", "bytes/msg", "encode ns", "decode ns", "vs fastest"
+        "payload",
+        "codec",
+        "bytes/msg",
+        "encode ns",
+        "decode ns",
+        "vs fastest"
     );
     let mut sets: Vec<&str> = rows.iter().map(|r| r.set.as_str()).collect();
     sets.dedup();
@@ -209,7 +214,7 @@ pub(crate) fn print_table(rows: &[Row]) {
             .fold(f64::INFINITY, f64::min);
         for (i, r) in block.iter().enumerate() {
             let label = if i == 0 { set } else { "" };
-            println!(
+            out!(
                 "{:<16} {:<9} {:>10.0} {:>11.0} {:>11.0}  {:>9.2}×",
                 label,
                 r.codec,

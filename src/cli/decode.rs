@@ -38,12 +38,12 @@ fn transcript(path: &PathBuf) -> Result<(), CliError> {
     let frames = file["frames"]
         .as_array()
         .ok_or_else(|| format!("{}: no `frames` array", path.display()))?;
-    println!("{} ({} frames, {profile:?})", path.display(), frames.len());
+    out!("{} ({} frames, {profile:?})", path.display(), frames.len());
     for f in frames {
         let dir = f["dir"].as_str().unwrap_or("?");
         match f["hex"].as_str().and_then(unhex) {
             Some(frame) => frame_line(dir, codec, &frame),
-            None => println!("  {dir}  <frame without valid hex>"),
+            None => out!("  {dir}  <frame without valid hex>"),
         }
     }
     Ok(())
@@ -56,13 +56,13 @@ fn frame_line(dir: &str, codec: MsgpackCodec, frame: &[u8]) {
         Ok(msg) => {
             let same = codec.encode_to_bytes(&msg).is_ok_and(|b| b == body);
             let mark = if same { "=" } else { "≠" };
-            println!(
+            out!(
                 "  {dir:<3} {:>7} B {mark} {}",
                 body.len(),
                 render::msg(&codec, &msg)
             );
         }
-        Err(e) => println!("  {dir:<3} {:>7} B ! {e}", body.len()),
+        Err(e) => out!("  {dir:<3} {:>7} B ! {e}", body.len()),
     }
 }
 

@@ -35,14 +35,14 @@ pub(crate) fn run() -> Result<(), CliError> {
 }
 
 async fn tour() -> Result<(), CliError> {
-    println!("scipp demo: tractor's SCIPP wire, end to end\n");
+    out!("scipp demo: tractor's SCIPP wire, end to end\n");
     let codec = MsgpackCodec::new();
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(echo_peer(listener, codec));
 
-    println!("1. A typed context dialog over loopback TCP {addr} (msgpack, tractor's wire)\n");
-    println!("   dir    size   kind      cid       detail");
+    out!("1. A typed context dialog over loopback TCP {addr} (msgpack, tractor's wire)\n");
+    out!("   dir    size   kind      cid       detail");
     let me = Aid::new("scipp_client", "e6c23380-01c1-472d-a24d-7e06a1f1cbe5");
     let mut chan = Chan {
         io: FramingLayer::new().layer(TcpStream::connect(addr).await?),
@@ -91,19 +91,19 @@ async fn tour() -> Result<(), CliError> {
     let count: u64 = codec.decode_payload(&ret.pld)?;
     drop(chan); // EOF ends the peer's loop, as in tractor
     server.await??;
-    println!(
+    out!(
         "\n   {} answered: first = {first:?}, echoed {echoed:?}, returned {count}\n",
         peer.name
     );
 
     policies(codec).await?;
 
-    println!("3. Bad input gets a typed error, never a panic\n");
+    out!("3. Bad input gets a typed error, never a panic\n");
     let bad_tag = Bytes::from_static(b"\x82\xa8msg_type\xa4Yeld\xa3cid\xa2c1");
     let err = codec.decode(bad_tag).unwrap_err();
-    println!("   a frame with msg_type \"Yeld\":   {err}");
+    out!("   a frame with msg_type \"Yeld\":   {err}");
     let no_cid = Bytes::from_static(b"\x82\xa8msg_type\xa5Yield\xa3pld\x01");
-    println!(
+    out!(
         "   a Yield without a cid:          {}",
         codec.decode(no_cid).unwrap_err()
     );
@@ -113,34 +113,34 @@ async fn tour() -> Result<(), CliError> {
     });
     let spec = scipp::payload::PldSpec::<MsgpackCodec>::of::<i64>();
     let err = spec.validate(&codec, &bad, Some(&me.uid())).unwrap_err();
-    println!("   a Yield(\"not-an-int\") in an `int` context, as a MsgTypeError:\n");
+    out!("   a Yield(\"not-an-int\") in an `int` context, as a MsgTypeError:\n");
     for line in err.to_string().lines() {
-        println!("     | {line}");
+        out!("     | {line}");
     }
 
-    println!("\n4. The codecs compared (Yield of each payload; encode = payload + envelope)\n");
+    out!("\n4. The codecs compared (Yield of each payload; encode = payload + envelope)\n");
     let rows = super::codecs::builtin(std::time::Duration::from_millis(40))?;
     super::codecs::print_table(&rows);
-    println!("\n   Your own payloads: scipp codecs --payloads FILE.jsonl");
+    out!("\n   Your own payloads: scipp codecs --payloads FILE.jsonl");
     Ok(())
 }
 
 /// Section 2: the same bad `Yield` under each receive policy, through the
 /// real stack (codec, msg-type, payload spec `int`, policy) over TCP.
 async fn policies(codec: MsgpackCodec) -> Result<(), CliError> {
-    println!("2. One bad payload under each policy (context spec: int)\n");
-    println!("   the parent streams Yield(1), Yield(\"not-an-int\"), Yield(2) to an `echo_int` endpoint\n");
+    out!("2. One bad payload under each policy (context spec: int)\n");
+    out!("   the parent streams Yield(1), Yield(\"not-an-int\"), Yield(2) to an `echo_int` endpoint\n");
     for name in ["ignore-and-warn", "fail-fast", "relay-to-sender"] {
         let (delivered, relayed) = one_policy(codec, name).await?;
-        println!("   {name:<16} endpoint got: {}", delivered.join(", "));
+        out!("   {name:<16} endpoint got: {}", delivered.join(", "));
         if let Some(text) = relayed {
-            println!("   {:<16} parent got back an Error:", "");
+            out!("   {:<16} parent got back an Error:", "");
             for line in text.lines() {
-                println!("   {:<18}| {line}", "");
+                out!("   {:<18}| {line}", "");
             }
         }
     }
-    println!();
+    out!();
     Ok(())
 }
 
@@ -273,7 +273,7 @@ struct Chan {
 impl Chan {
     async fn send(&mut self, msg: Msg) -> Result<(), CliError> {
         let body = self.codec.encode_to_bytes(&msg)?;
-        println!(
+        out!(
             "   c2s {:>6} B  {}",
             body.len(),
             render::msg(&self.codec, &msg)
@@ -285,7 +285,7 @@ impl Chan {
     async fn recv(&mut self) -> Result<Msg, CliError> {
         let body = self.io.next().await.ok_or("peer closed the connection")??;
         let msg = self.codec.decode(body.clone())?;
-        println!(
+        out!(
             "   s2c {:>6} B  {}",
             body.len(),
             render::msg(&self.codec, &msg)

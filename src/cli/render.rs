@@ -1,11 +1,11 @@
 //! Human-readable one-line renderings of messages.
 
 use scipp::msg::{Msg, RawPayload};
-use scipp::{Codec, MsgpackCodec};
+use scipp::Codec;
 use std::fmt::Write;
 
 /// A payload as a short dynamic value, or why it does not decode.
-pub(crate) fn payload(codec: &MsgpackCodec, raw: &RawPayload) -> String {
+pub(crate) fn payload<C: Codec>(codec: &C, raw: &RawPayload) -> String {
     match codec.decode_payload::<rmpv::Value>(raw) {
         Ok(v) => clip(&value(&v), 60),
         Err(e) => format!("<{e}>"),
@@ -46,7 +46,7 @@ fn clip(s: &str, max: usize) -> String {
 }
 
 /// `Kind  cid…  detail` for one message.
-pub(crate) fn msg(codec: &MsgpackCodec, msg: &Msg) -> String {
+pub(crate) fn msg<C: Codec>(codec: &C, msg: &Msg) -> String {
     let mut out = String::new();
     let cid = msg.cid().map(|c| clip(c.as_str(), 8)).unwrap_or_default();
     let _ = write!(out, "{:<9} {:<9} ", msg.kind().as_str(), cid);

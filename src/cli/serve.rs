@@ -58,7 +58,7 @@ async fn serve<C: Codec>(codec: C, args: &ServeArgs) -> Result<(), CliError> {
     // Handlers first: a signal right after the line below must not kill us.
     let shutdown = shutdown_signal()?;
     tokio::pin!(shutdown);
-    println!("listening on {}", listener.local_addr());
+    out!("listening on {}", listener.local_addr());
     std::io::stdout().flush()?;
     loop {
         tokio::select! {
