@@ -194,9 +194,28 @@ fn yields_of(items: &[Inbound], cid: &str) -> Vec<i64> {
         .collect()
 }
 
-/// Counts `WARN` events.
-#[derive(Clone, Default)]
-struct Warnings(Arc<Mutex<Vec<String>>>);
+thread_local! {
+    /// The WARN events of this thread's test.
+    static WARNED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A global subscriber that files each WARN event under the thread that
+/// emitted it. Global, not `set_default`: tracing caches callsite interest
+/// process-wide, and a test running in parallel without a subscriber
+/// could otherwise switch the callsite off for this one.
+struct Warnings;
+
+impl Warnings {
+    fn install() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| tracing::subscriber::set_global_default(Warnings).unwrap());
+        WARNED.with(|w| w.borrow_mut().clear());
+    }
+
+    fn taken() -> Vec<String> {
+        WARNED.with(|w| std::mem::take(&mut *w.borrow_mut()))
+    }
+}
 
 impl tracing::Subscriber for Warnings {
     fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
@@ -219,7 +238,7 @@ impl tracing::Subscriber for Warnings {
             }
             let mut m = Msg(String::new());
             event.record(&mut m);
-            self.0.lock().unwrap().push(m.0);
+            WARNED.with(|w| w.borrow_mut().push(m.0));
         }
     }
     fn enter(&self, _: &tracing::span::Id) {}
@@ -228,8 +247,7 @@ impl tracing::Subscriber for Warnings {
 
 #[tokio::test]
 async fn ignore_and_warn_delivers_every_good_value_once_in_order_and_warns_per_bad_one() {
-    let warnings = Warnings::default();
-    let _guard = tracing::subscriber::set_default(warnings.clone());
+    Warnings::install();
     let mut h = Harness::new();
     let (frames, bad) = frames();
     let mut svc = h.receive(policy::ignore_and_warn());
@@ -251,7 +269,7 @@ async fn ignore_and_warn_delivers_every_good_value_once_in_order_and_warns_per_b
     assert_eq!(kinds.iter().filter(|k| **k == MsgKind::Start).count(), 2);
     assert_eq!(kinds.last(), Some(&MsgKind::Stop));
 
-    let warned = warnings.0.lock().unwrap().clone();
+    let warned = Warnings::taken();
     assert_eq!(
         warned.len(),
         bad,
