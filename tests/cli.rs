@@ -36,6 +36,16 @@ fn demo_runs_a_dialog_over_tcp_and_exits_zero() {
     }
     assert!(text.contains("returned 2"), "{text}");
     assert!(text.contains("required field is missing"), "{text}");
+    for codec in ["msgpack", "cbor", "protobuf"] {
+        let row = text.lines().find(|l| l.trim_start().starts_with(codec) && l.contains("Point(0, 0)"));
+        assert!(row.is_some_and(|r| r.contains("2 points → 2 echoed")), "no typed dialog on {codec}:\n{text}");
+    }
+    for policy in ["ignore-and-warn  endpoint got: 1, 2, Stop", "fail-fast        endpoint got: 1, MsgTypeError('not-an-int')"] {
+        assert!(text.contains(policy), "{policy}:\n{text}");
+    }
+    assert!(text.contains("ContextCancelled acked"), "{text}");
+    assert!(text.contains("remote task raised a 'ValueError'"), "{text}");
+    assert!(text.contains("vs fastest"), "the codec table:\n{text}");
 }
 
 #[test]

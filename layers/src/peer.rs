@@ -149,6 +149,10 @@ impl<C: Codec> Peer<C> {
 
     /// Runs the handshake on a connected transport and starts the channel.
     ///
+    /// For TCP, set `TCP_NODELAY` on the stream first (as
+    /// [`connect_tcp`](Self::connect_tcp) does): with Nagle's algorithm,
+    /// small request/response messages wait for delayed ACKs (~40 ms).
+    ///
     /// # Errors
     /// A [`PeerError`] if the peer does not answer with its `Aid` in time.
     pub async fn channel<IO>(&self, io: IO) -> Result<Channel<C>, PeerError>

@@ -192,6 +192,10 @@ async fn tcp() -> Pair {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let connect = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
     let (accepted, connected) = tokio::join!(listener.accept(), connect);
+    let (accepted, connected) = (accepted.unwrap(), connected.unwrap());
+    accepted.0.set_nodelay(true).unwrap();
+    connected.set_nodelay(true).unwrap();
+    let (accepted, connected) = (Ok::<_, ()>(accepted), Ok::<_, ()>(connected));
     over(accepted.unwrap().0, connected.unwrap()).await
 }
 

@@ -39,13 +39,23 @@ async fn tour() -> Result<(), CliError> {
     let codec = MsgpackCodec::new();
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(echo_peer(listener, codec));
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await?;
+        tcp.set_nodelay(true)?;
+        let peer =
+            scipp::peer::Peer::new("scipp_peer", codec).endpoints(scipp::examples::scipp_peer());
+        let chan = peer.channel(tcp).await?;
+        chan.closed().await;
+        Ok::<_, CliError>(())
+    });
 
     out!("1. A typed context dialog over loopback TCP {addr} (msgpack, tractor's wire)\n");
     out!("   dir    size   kind      cid       detail");
     let me = Aid::new("scipp_client", "e6c23380-01c1-472d-a24d-7e06a1f1cbe5");
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
     let mut chan = Chan {
-        io: FramingLayer::new().layer(TcpStream::connect(addr).await?),
+        io: FramingLayer::new().layer(tcp),
         codec,
     };
     chan.send(Msg::from(me.clone())).await?;
@@ -96,9 +106,11 @@ async fn tour() -> Result<(), CliError> {
         peer.name
     );
 
+    typed_dialogs().await?;
     policies(codec).await?;
+    cancel_and_errors().await?;
 
-    out!("3. Bad input gets a typed error, never a panic\n");
+    out!("5. Bad input gets a typed error, never a panic\n");
     let bad_tag = Bytes::from_static(b"\x82\xa8msg_type\xa4Yeld\xa3cid\xa2c1");
     let err = codec.decode(bad_tag).unwrap_err();
     out!("   a frame with msg_type \"Yeld\":   {err}");
@@ -118,7 +130,7 @@ async fn tour() -> Result<(), CliError> {
         out!("     | {line}");
     }
 
-    out!("\n4. The codecs compared (Yield of each payload; encode = payload + envelope)\n");
+    out!("\n6. The codecs compared (Yield of each payload; encode = payload + envelope)\n");
     let rows = super::codecs::builtin(std::time::Duration::from_millis(40))?;
     super::codecs::print_table(&rows);
     out!("\n   Your own payloads: scipp codecs --payloads FILE.jsonl");
@@ -128,7 +140,7 @@ async fn tour() -> Result<(), CliError> {
 /// Section 2: the same bad `Yield` under each receive policy, through the
 /// real stack (codec, msg-type, payload spec `int`, policy) over TCP.
 async fn policies(codec: MsgpackCodec) -> Result<(), CliError> {
-    out!("2. One bad payload under each policy (context spec: int)\n");
+    out!("3. One bad payload under each policy (context spec: int)\n");
     out!("   the parent streams Yield(1), Yield(\"not-an-int\"), Yield(2) to an `echo_int` endpoint\n");
     for name in ["ignore-and-warn", "fail-fast", "relay-to-sender"] {
         let (delivered, relayed) = one_policy(codec, name).await?;
@@ -294,40 +306,108 @@ impl Chan {
     }
 }
 
-/// The other end: an `echo` context endpoint as `scipp_peer` serves it.
-async fn echo_peer(listener: TcpListener, codec: MsgpackCodec) -> Result<(), CliError> {
-    let (tcp, _) = listener.accept().await?;
-    let mut io = FramingLayer::new().layer(tcp);
-    let me = Aid::new("scipp_peer", "659aea7d-8870-4c70-8c64-345c54084a49");
-    io.send(codec.encode_to_bytes(&Msg::from(me))?).await?;
-    let mut count = 0u64;
-    while let Some(frame) = io.next().await {
-        let reply = match codec.decode(frame?)? {
-            Msg::Start(start) => {
-                let ack = Msg::StartAck(StartAck {
-                    cid: start.cid.clone(),
-                    functype: FuncType::Context,
-                });
-                io.send(codec.encode_to_bytes(&ack)?).await?;
-                let kwargs: std::collections::BTreeMap<String, rmpv::Value> =
-                    codec.decode_payload(&start.kwargs)?;
-                let first = kwargs.get("first").cloned().unwrap_or(rmpv::Value::Nil);
-                Msg::Started(Started {
-                    cid: start.cid,
-                    pld: codec.encode_payload(&first)?,
-                })
-            }
-            Msg::Yield(y) => {
-                count += 1;
-                Msg::Yield(y)
-            }
-            Msg::Stop(stop) => Msg::Return(Return {
-                cid: stop.cid,
-                pld: codec.encode_payload(&count)?,
-            }),
-            _ => continue,
-        };
-        io.send(codec.encode_to_bytes(&reply)?).await?;
+/// Two real peers over loopback TCP, speaking `codec`.
+async fn peers<C: Codec>(
+    codec: C,
+) -> Result<(scipp::peer::Channel<C>, scipp::peer::Channel<C>), CliError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let server = scipp::peer::Peer::new("scipp_peer", codec.clone())
+        .endpoints(scipp::examples::scipp_peer());
+    let client = scipp::peer::Peer::new("scipp_client", codec);
+    let connect = TcpStream::connect(listener.local_addr()?);
+    let (accepted, connected) = tokio::join!(listener.accept(), connect);
+    let (accepted, connected) = (accepted?.0, connected?);
+    // Small request/response messages: no Nagle delay.
+    accepted.set_nodelay(true)?;
+    connected.set_nodelay(true)?;
+    let (served, chan) = tokio::join!(server.channel(accepted), client.channel(connected));
+    Ok((served?, chan?))
+}
+
+/// Section 2: the same typed dialog (`Point|int|None` spec) on each codec.
+async fn typed_dialogs() -> Result<(), CliError> {
+    out!("2. A typed context on each codec (two peers, loopback TCP, spec Point|int|None)\n");
+    out!(
+        "   {:<9} {:<18} {:<26} {:<8} {:>9}",
+        "codec",
+        "Started",
+        "stream (sent → echoed)",
+        "Return",
+        "time"
+    );
+    dialog_on(MsgpackCodec::new()).await?;
+    dialog_on(scipp::CborCodec::new()).await?;
+    dialog_on(scipp::ProtobufCodec::new()).await?;
+    out!();
+    Ok(())
+}
+
+async fn dialog_on<C: Codec>(codec: C) -> Result<(), CliError> {
+    use scipp::examples::{point_spec, Point, PointOrInt};
+    let name = codec.name();
+    let (_served, chan) = peers(codec).await?;
+    let t0 = std::time::Instant::now();
+    let (mut ctx, first): (_, PointOrInt) = chan
+        .open_context("scipp_peer", "echo_point")
+        .spec(point_spec())
+        .start()
+        .await?;
+    let sent = [Point { x: 1, y: 2 }, Point { x: -3, y: 4 }];
+    let mut echoed = 0;
+    for p in &sent {
+        ctx.send(&PointOrInt::Point(*p)).await?;
+        if ctx.recv::<PointOrInt>().await? == Some(PointOrInt::Point(*p)) {
+            echoed += 1;
+        }
     }
+    ctx.close().await?;
+    let count: i64 = ctx.result().await?;
+    let first = match first {
+        PointOrInt::Point(p) => format!("Point({}, {})", p.x, p.y),
+        other => format!("{other:?}"),
+    };
+    out!(
+        "   {:<9} {:<18} {:<26} {:<8} {:>7.2}ms",
+        name,
+        first,
+        format!("{} points → {} echoed", sent.len(), echoed),
+        count,
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+/// Section 4: a cancelled context and a remote error with its trace.
+async fn cancel_and_errors() -> Result<(), CliError> {
+    out!("4. Cancellation and remote errors\n");
+    let (_served, chan) = peers(MsgpackCodec::new()).await?;
+    let (ctx, ()) = chan
+        .open_context("scipp_peer", "sleep_forever")
+        .start()
+        .await?;
+    let t0 = std::time::Instant::now();
+    ctx.cancel().await?;
+    out!(
+        "   cancelled `sleep_forever`: self._cancel_task sent, ContextCancelled acked in {:.2} ms",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+    {
+        let (_dropped, ()) = chan
+            .open_context("scipp_peer", "sleep_forever")
+            .start()
+            .await?;
+        // leaving the scope without a result cancels the remote task too
+    }
+    let (ctx, _ready): (_, String) = chan.open_context("scipp_peer", "raises").start().await?;
+    match ctx.result::<()>().await {
+        Err(scipp::context::ContextError::Remote(err)) => {
+            out!("   `raises` failed remotely; the error as the caller sees it:\n");
+            for line in err.to_string().lines() {
+                out!("     | {line}");
+            }
+        }
+        other => return Err(format!("expected a remote error, got {other:?}").into()),
+    }
+    out!();
     Ok(())
 }
