@@ -37,10 +37,18 @@ fn demo_runs_a_dialog_over_tcp_and_exits_zero() {
     assert!(text.contains("returned 2"), "{text}");
     assert!(text.contains("required field is missing"), "{text}");
     for codec in ["msgpack", "cbor", "protobuf"] {
-        let row = text.lines().find(|l| l.trim_start().starts_with(codec) && l.contains("Point(0, 0)"));
-        assert!(row.is_some_and(|r| r.contains("2 points → 2 echoed")), "no typed dialog on {codec}:\n{text}");
+        let row = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(codec) && l.contains("Point(0, 0)"));
+        assert!(
+            row.is_some_and(|r| r.contains("2 points → 2 echoed")),
+            "no typed dialog on {codec}:\n{text}"
+        );
     }
-    for policy in ["ignore-and-warn  endpoint got: 1, 2, Stop", "fail-fast        endpoint got: 1, MsgTypeError('not-an-int')"] {
+    for policy in [
+        "ignore-and-warn  endpoint got: 1, 2, Stop",
+        "fail-fast        endpoint got: 1, MsgTypeError('not-an-int')",
+    ] {
         assert!(text.contains(policy), "{policy}:\n{text}");
     }
     assert!(text.contains("ContextCancelled acked"), "{text}");
@@ -123,22 +131,41 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Stdio};
 
 /// A background `scipp` process that prints `listening on ADDR` first;
-/// the rest of its stdout is collected by a thread.
-struct Running(Child, String, Option<std::thread::JoinHandle<String>>);
+/// the rest of its stdout arrives line by line from a reader thread.
+struct Running(Option<Child>, String, std::sync::mpsc::Receiver<String>);
 
 impl Running {
-    /// Stops it and returns everything it printed after its first line.
+    /// Waits (bounded) for a line containing `needle`; returns every line
+    /// read so far.
+    fn wait_for(&self, needle: &str) -> String {
+        let mut seen = String::new();
+        while let Ok(line) = self.2.recv_timeout(std::time::Duration::from_secs(10)) {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(needle) {
+                return seen;
+            }
+        }
+        panic!("no line with {needle:?} in:\n{seen}");
+    }
+
+    /// Stops it and returns everything it printed that was not read yet.
     fn finish(mut self) -> String {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        self.2.take().map(|t| t.join().unwrap()).unwrap_or_default()
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.2.try_iter().map(|l| l + "\n").collect()
     }
 }
 
+/// Kills the process however the test ends.
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -161,12 +188,16 @@ fn spawn_listening(args: &[&str]) -> Running {
         .unwrap()
         .to_owned();
     // keep draining stdout so the child never blocks on a full pipe
-    let drain = std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = out.read_to_string(&mut rest);
-        rest
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
     });
-    Running(child, addr, Some(drain))
+    Running(Some(child), addr, rx)
 }
 
 fn call(addr: &str, args: &[&str]) -> Output {
@@ -462,5 +493,47 @@ fn tap_prints_every_frame_and_forwards_bytes_unchanged() {
     assert!(
         log.contains("! invalid IPC msg"),
         "the bad frame is shown with its reason:\n{log}"
+    );
+}
+
+#[test]
+fn tap_between_call_and_serve_shows_the_dialog() {
+    let server = spawn_listening(&["serve", "--listen", "127.0.0.1:0"]);
+    let tap = spawn_listening(&["tap", "--listen", "127.0.0.1:0", "--upstream", &server.1]);
+    let out = call(
+        &tap.1,
+        &[
+            "scipp_peer:echo",
+            "--kwargs",
+            r#"{"first":"hi"}"#,
+            "--send",
+            "1",
+            "--send",
+            r#""x""#,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().last(), Some("return: 2"));
+    let log = tap.wait_for("[1] closed");
+    tap.finish();
+    let frames: Vec<&str> = log.lines().filter(|l| l.contains(" B  ")).collect();
+    let kinds: Vec<&str> = frames
+        .iter()
+        .map(|l| {
+            l.split(" B  ")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "Yield").count(), 4, "{log}");
+    for kind in ["Aid", "Start", "StartAck", "Started", "Stop", "Return"] {
+        assert!(kinds.contains(&kind), "no {kind}:\n{log}");
+    }
+    assert!(
+        log.contains("scipp_peer:echo({\"first\": \"hi\"})"),
+        "{log}"
     );
 }
