@@ -537,3 +537,40 @@ fn tap_between_call_and_serve_shows_the_dialog() {
         "{log}"
     );
 }
+
+#[test]
+fn tap_json_prints_one_object_per_frame() {
+    let server = spawn_listening(&["serve", "--listen", "127.0.0.1:0"]);
+    let tap = spawn_listening(&[
+        "tap",
+        "--json",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &server.1,
+    ]);
+    let out = call(
+        &tap.1,
+        &["scipp_peer:add", "--rpc", "--kwargs", r#"{"a":1,"b":2}"#],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = tap.wait_for("[1] closed");
+    tap.finish();
+    let kinds: Vec<String> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["msg_type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["Aid", "Aid", "Start", "StartAck", "Return"]
+            .map(String::from)
+            .to_vec(),
+        "{log}"
+    );
+}

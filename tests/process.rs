@@ -13,8 +13,12 @@ use std::time::Duration;
 /// Starts `scipp serve` on an ephemeral port; returns it and its address
 /// (read from its `listening on ADDR` line, so no guessing or sleeping).
 fn serve() -> (Child, String) {
+    serve_on("127.0.0.1:0")
+}
+
+fn serve_on(listen: &str) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_scipp"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", listen])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -47,8 +51,24 @@ async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T 
 
 #[tokio::test]
 async fn a_peer_killed_mid_stream_ends_every_context_with_transport_closed() {
-    let (mut child, addr) = serve();
-    let chan = connect(&addr).await;
+    let (child, addr) = serve();
+    killed_mid_stream(child, connect(&addr).await).await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_peer_killed_mid_stream_over_a_unix_socket() {
+    let path = std::env::temp_dir().join(format!("scipp-kill-{}.sock", std::process::id()));
+    let (child, addr) = serve_on(path.to_str().unwrap());
+    let chan = Peer::new("scipp_client", MsgpackCodec::new())
+        .connect_unix(&addr)
+        .await
+        .unwrap();
+    killed_mid_stream(child, chan).await;
+    let _ = std::fs::remove_file(path);
+}
+
+async fn killed_mid_stream(mut child: Child, chan: Channel<MsgpackCodec>) {
     let (mut echo, _): (_, Option<i64>) = chan
         .open_context("scipp_peer", "echo")
         .start()

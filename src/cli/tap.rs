@@ -24,6 +24,9 @@ pub(crate) struct TapArgs {
     /// The codec to decode frames with (bytes are forwarded whatever it is).
     #[arg(long, value_enum, default_value = "msgpack")]
     codec: CodecName,
+    /// Print one JSON object per frame instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) fn run(args: TapArgs) -> Result<(), CliError> {
@@ -56,6 +59,7 @@ async fn tap<C: Codec>(codec: C, args: &TapArgs) -> Result<(), CliError> {
         let n = conns.fetch_add(1, Ordering::Relaxed) + 1;
         let upstream = args.upstream.clone();
         let codec = codec.clone();
+        let json = args.json;
         tokio::spawn(async move {
             let server = match TcpStream::connect(&upstream).await {
                 Ok(s) => s,
@@ -69,8 +73,8 @@ async fn tap<C: Codec>(codec: C, args: &TapArgs) -> Result<(), CliError> {
             out!("[{n}] {from} <-> {upstream}");
             let (cr, cw) = client.into_split();
             let (sr, sw) = server.into_split();
-            let c2s = pump(n, "c2s", cr, sw, codec.clone());
-            let s2c = pump(n, "s2c", sr, cw, codec);
+            let c2s = pump(n, "c2s", cr, sw, codec.clone(), json);
+            let s2c = pump(n, "s2c", sr, cw, codec, json);
             let _ = tokio::join!(c2s, s2c);
             out!("[{n}] closed");
         });
@@ -86,6 +90,7 @@ async fn pump<C: Codec>(
     mut from: impl AsyncRead + Unpin,
     mut to: impl AsyncWrite + Unpin,
     codec: C,
+    json: bool,
 ) {
     let mut framer: FrameCodec = FramingLayer::new().codec();
     let mut parse = BytesMut::new();
@@ -106,11 +111,30 @@ async fn pump<C: Codec>(
         loop {
             match framer.decode(&mut parse) {
                 Ok(Some(body)) => match codec.decode(body.clone()) {
+                    Ok(msg) if json => {
+                        let shown = render::msg(&codec, &msg);
+                        let detail = shown
+                            .split_whitespace()
+                            .skip(2)
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        let line = serde_json::json!({
+                            "conn": n, "dir": dir, "len": body.len(), "msg_type": msg.kind().as_str(),
+                            "cid": msg.cid().map(|c| c.as_str()), "detail": detail,
+                        });
+                        out!("{line}");
+                    }
                     Ok(msg) => out!(
                         "[{n}] {dir} {:>7} B  {}",
                         body.len(),
                         render::msg(&codec, &msg)
                     ),
+                    Err(e) if json => {
+                        let line = serde_json::json!({
+                            "conn": n, "dir": dir, "len": body.len(), "error": e.to_string(), "hex": hex_preview(&body),
+                        });
+                        out!("{line}");
+                    }
                     Err(e) => out!(
                         "[{n}] {dir} {:>7} B  ! {e}: {}",
                         body.len(),
