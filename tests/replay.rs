@@ -52,6 +52,18 @@ fn normalise_text(s: &str) -> String {
     out
 }
 
+/// Every transcript file of the base set, sorted.
+fn transcripts() -> Vec<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/tractor");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    paths
+}
+
 fn normalise(v: &rmpv::Value, key: Option<&str>) -> rmpv::Value {
     use rmpv::Value as V;
     match v {
@@ -112,13 +124,7 @@ async fn replay_server_role(path: &Path) -> usize {
 
 #[tokio::test]
 async fn our_peer_plays_the_server_side_of_every_transcript() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/tractor");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
+    let paths = transcripts();
     let mut total = 0;
     for path in &paths {
         total += replay_server_role(path).await;
@@ -392,13 +398,7 @@ async fn replay_client_role(path: &Path) -> usize {
 
 #[tokio::test]
 async fn our_peer_plays_the_client_side_of_every_transcript() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/tractor");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
+    let paths = transcripts();
     let mut total = 0;
     for path in &paths {
         total += replay_client_role(path).await;

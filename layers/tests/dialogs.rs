@@ -471,106 +471,24 @@ async fn child_side_mte_under_each_policy(t: Transport) {
     );
 }
 
-/// Every scenario over in memory.
-mod in_memory {
-    #[tokio::test]
-    async fn child_self_cancel_reaches_the_parent_as_context_cancelled() {
-        super::child_self_cancel_reaches_the_parent_as_context_cancelled(
-            super::Transport::InMemory,
-        )
-        .await;
-    }
-    #[tokio::test]
-    async fn actor_cancel_cancels_every_task_and_tells_the_owner() {
-        super::actor_cancel_cancels_every_task_and_tells_the_owner(super::Transport::InMemory)
-            .await;
-    }
-    #[tokio::test]
-    async fn an_error_relayed_over_three_hops_keeps_its_origin() {
-        super::an_error_relayed_over_three_hops_keeps_its_origin(super::Transport::InMemory).await;
-    }
-    #[tokio::test]
-    async fn backpressure_loses_nothing_with_a_tiny_queue() {
-        super::backpressure_loses_nothing_with_a_tiny_queue(super::Transport::InMemory).await;
-    }
-    #[tokio::test]
-    async fn report_mode_drops_and_reports_each_overrun_like_tractor() {
-        super::report_mode_drops_and_reports_each_overrun_like_tractor(super::Transport::InMemory)
-            .await;
-    }
-    #[tokio::test]
-    async fn parent_side_mte_under_each_policy() {
-        super::parent_side_mte_under_each_policy(super::Transport::InMemory).await;
-    }
-    #[tokio::test]
-    async fn child_side_mte_under_each_policy() {
-        super::child_side_mte_under_each_policy(super::Transport::InMemory).await;
-    }
+/// Runs every scenario over one transport, in a module of its own.
+macro_rules! over {
+    ($transport:ident, $which:ident: $($name:ident),* $(,)?) => {
+        mod $transport {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Transport::$which).await;
+                }
+            )*
+        }
+    };
 }
 
-/// Every scenario over tcp.
-mod tcp {
-    #[tokio::test]
-    async fn child_self_cancel_reaches_the_parent_as_context_cancelled() {
-        super::child_self_cancel_reaches_the_parent_as_context_cancelled(super::Transport::Tcp)
-            .await;
-    }
-    #[tokio::test]
-    async fn actor_cancel_cancels_every_task_and_tells_the_owner() {
-        super::actor_cancel_cancels_every_task_and_tells_the_owner(super::Transport::Tcp).await;
-    }
-    #[tokio::test]
-    async fn an_error_relayed_over_three_hops_keeps_its_origin() {
-        super::an_error_relayed_over_three_hops_keeps_its_origin(super::Transport::Tcp).await;
-    }
-    #[tokio::test]
-    async fn backpressure_loses_nothing_with_a_tiny_queue() {
-        super::backpressure_loses_nothing_with_a_tiny_queue(super::Transport::Tcp).await;
-    }
-    #[tokio::test]
-    async fn report_mode_drops_and_reports_each_overrun_like_tractor() {
-        super::report_mode_drops_and_reports_each_overrun_like_tractor(super::Transport::Tcp).await;
-    }
-    #[tokio::test]
-    async fn parent_side_mte_under_each_policy() {
-        super::parent_side_mte_under_each_policy(super::Transport::Tcp).await;
-    }
-    #[tokio::test]
-    async fn child_side_mte_under_each_policy() {
-        super::child_side_mte_under_each_policy(super::Transport::Tcp).await;
-    }
+macro_rules! every_scenario_over {
+    ($($transport:ident => $which:ident),*) => {
+        $( over!($transport, $which: child_self_cancel_reaches_the_parent_as_context_cancelled, actor_cancel_cancels_every_task_and_tells_the_owner, an_error_relayed_over_three_hops_keeps_its_origin, backpressure_loses_nothing_with_a_tiny_queue, report_mode_drops_and_reports_each_overrun_like_tractor, parent_side_mte_under_each_policy, child_side_mte_under_each_policy); )*
+    };
 }
 
-/// Every scenario over unix socket.
-mod unix_socket {
-    #[tokio::test]
-    async fn child_self_cancel_reaches_the_parent_as_context_cancelled() {
-        super::child_self_cancel_reaches_the_parent_as_context_cancelled(super::Transport::Unix)
-            .await;
-    }
-    #[tokio::test]
-    async fn actor_cancel_cancels_every_task_and_tells_the_owner() {
-        super::actor_cancel_cancels_every_task_and_tells_the_owner(super::Transport::Unix).await;
-    }
-    #[tokio::test]
-    async fn an_error_relayed_over_three_hops_keeps_its_origin() {
-        super::an_error_relayed_over_three_hops_keeps_its_origin(super::Transport::Unix).await;
-    }
-    #[tokio::test]
-    async fn backpressure_loses_nothing_with_a_tiny_queue() {
-        super::backpressure_loses_nothing_with_a_tiny_queue(super::Transport::Unix).await;
-    }
-    #[tokio::test]
-    async fn report_mode_drops_and_reports_each_overrun_like_tractor() {
-        super::report_mode_drops_and_reports_each_overrun_like_tractor(super::Transport::Unix)
-            .await;
-    }
-    #[tokio::test]
-    async fn parent_side_mte_under_each_policy() {
-        super::parent_side_mte_under_each_policy(super::Transport::Unix).await;
-    }
-    #[tokio::test]
-    async fn child_side_mte_under_each_policy() {
-        super::child_side_mte_under_each_policy(super::Transport::Unix).await;
-    }
-}
+every_scenario_over!(in_memory => InMemory, tcp => Tcp, unix_socket => Unix);

@@ -449,181 +449,24 @@ async fn a_closed_transport_ends_open_contexts_with_transport_closed(p: Pair) {
     p.client.closed().await;
 }
 
-/// Every scenario over in memory.
-mod in_memory {
-    #[tokio::test]
-    async fn echo_stream() {
-        super::echo_stream(super::duplex().await).await;
-    }
-    #[tokio::test]
-    async fn typed_struct_payloads() {
-        super::typed_struct_payloads(super::duplex().await).await;
-    }
-    #[tokio::test]
-    async fn plain_rpc() {
-        super::plain_rpc(super::duplex().await).await;
-    }
-    #[tokio::test]
-    async fn bad_rpc_kwargs_are_a_type_error() {
-        super::bad_rpc_kwargs_are_a_type_error(super::duplex().await).await;
-    }
-    #[tokio::test]
-    async fn remote_error_arrives_with_its_type_and_trace() {
-        super::remote_error_arrives_with_its_type_and_trace(super::duplex().await).await;
-    }
-    #[tokio::test]
-    async fn an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving() {
-        super::an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving(super::duplex().await)
-            .await;
-    }
-    #[tokio::test]
-    async fn a_started_outside_the_endpoint_spec_is_refused_before_sending() {
-        super::a_started_outside_the_endpoint_spec_is_refused_before_sending(super::duplex().await)
-            .await;
-    }
-    #[tokio::test]
-    async fn a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error() {
-        super::a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error(super::duplex().await)
-            .await;
-    }
-    #[tokio::test]
-    async fn parent_cancel_stops_the_child_and_is_acked() {
-        super::parent_cancel_stops_the_child_and_is_acked(super::duplex().await).await;
-    }
-    #[tokio::test]
-    async fn dropping_a_context_cancels_the_remote_task() {
-        super::dropping_a_context_cancels_the_remote_task(super::duplex().await).await;
-    }
-    #[tokio::test]
-    async fn tower_timeout_wraps_an_endpoint_unchanged() {
-        super::tower_timeout_wraps_an_endpoint_unchanged(super::duplex().await).await;
-    }
-    #[tokio::test]
-    async fn a_thousand_concurrent_contexts_on_one_channel() {
-        super::a_thousand_concurrent_contexts_on_one_channel(super::duplex().await).await;
-    }
-    #[tokio::test]
-    async fn a_closed_transport_ends_open_contexts_with_transport_closed() {
-        super::a_closed_transport_ends_open_contexts_with_transport_closed(super::duplex().await)
-            .await;
-    }
+/// Runs every scenario over one transport, in a module of its own.
+macro_rules! over {
+    ($transport:ident, $connect:ident: $($name:ident),* $(,)?) => {
+        mod $transport {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::$connect().await).await;
+                }
+            )*
+        }
+    };
 }
 
-/// Every scenario over tcp.
-mod tcp {
-    #[tokio::test]
-    async fn echo_stream() {
-        super::echo_stream(super::tcp().await).await;
-    }
-    #[tokio::test]
-    async fn typed_struct_payloads() {
-        super::typed_struct_payloads(super::tcp().await).await;
-    }
-    #[tokio::test]
-    async fn plain_rpc() {
-        super::plain_rpc(super::tcp().await).await;
-    }
-    #[tokio::test]
-    async fn bad_rpc_kwargs_are_a_type_error() {
-        super::bad_rpc_kwargs_are_a_type_error(super::tcp().await).await;
-    }
-    #[tokio::test]
-    async fn remote_error_arrives_with_its_type_and_trace() {
-        super::remote_error_arrives_with_its_type_and_trace(super::tcp().await).await;
-    }
-    #[tokio::test]
-    async fn an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving() {
-        super::an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving(super::tcp().await)
-            .await;
-    }
-    #[tokio::test]
-    async fn a_started_outside_the_endpoint_spec_is_refused_before_sending() {
-        super::a_started_outside_the_endpoint_spec_is_refused_before_sending(super::tcp().await)
-            .await;
-    }
-    #[tokio::test]
-    async fn a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error() {
-        super::a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error(super::tcp().await).await;
-    }
-    #[tokio::test]
-    async fn parent_cancel_stops_the_child_and_is_acked() {
-        super::parent_cancel_stops_the_child_and_is_acked(super::tcp().await).await;
-    }
-    #[tokio::test]
-    async fn dropping_a_context_cancels_the_remote_task() {
-        super::dropping_a_context_cancels_the_remote_task(super::tcp().await).await;
-    }
-    #[tokio::test]
-    async fn tower_timeout_wraps_an_endpoint_unchanged() {
-        super::tower_timeout_wraps_an_endpoint_unchanged(super::tcp().await).await;
-    }
-    #[tokio::test]
-    async fn a_thousand_concurrent_contexts_on_one_channel() {
-        super::a_thousand_concurrent_contexts_on_one_channel(super::tcp().await).await;
-    }
-    #[tokio::test]
-    async fn a_closed_transport_ends_open_contexts_with_transport_closed() {
-        super::a_closed_transport_ends_open_contexts_with_transport_closed(super::tcp().await)
-            .await;
-    }
+macro_rules! every_scenario_over {
+    ($($transport:ident => $connect:ident),*) => {
+        $( over!($transport, $connect: echo_stream, typed_struct_payloads, plain_rpc, bad_rpc_kwargs_are_a_type_error, remote_error_arrives_with_its_type_and_trace, an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving, a_started_outside_the_endpoint_spec_is_refused_before_sending, a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error, parent_cancel_stops_the_child_and_is_acked, dropping_a_context_cancels_the_remote_task, tower_timeout_wraps_an_endpoint_unchanged, a_thousand_concurrent_contexts_on_one_channel, a_closed_transport_ends_open_contexts_with_transport_closed); )*
+    };
 }
 
-/// Every scenario over unix socket.
-mod unix_socket {
-    #[tokio::test]
-    async fn echo_stream() {
-        super::echo_stream(super::unix().await).await;
-    }
-    #[tokio::test]
-    async fn typed_struct_payloads() {
-        super::typed_struct_payloads(super::unix().await).await;
-    }
-    #[tokio::test]
-    async fn plain_rpc() {
-        super::plain_rpc(super::unix().await).await;
-    }
-    #[tokio::test]
-    async fn bad_rpc_kwargs_are_a_type_error() {
-        super::bad_rpc_kwargs_are_a_type_error(super::unix().await).await;
-    }
-    #[tokio::test]
-    async fn remote_error_arrives_with_its_type_and_trace() {
-        super::remote_error_arrives_with_its_type_and_trace(super::unix().await).await;
-    }
-    #[tokio::test]
-    async fn an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving() {
-        super::an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving(super::unix().await)
-            .await;
-    }
-    #[tokio::test]
-    async fn a_started_outside_the_endpoint_spec_is_refused_before_sending() {
-        super::a_started_outside_the_endpoint_spec_is_refused_before_sending(super::unix().await)
-            .await;
-    }
-    #[tokio::test]
-    async fn a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error() {
-        super::a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error(super::unix().await)
-            .await;
-    }
-    #[tokio::test]
-    async fn parent_cancel_stops_the_child_and_is_acked() {
-        super::parent_cancel_stops_the_child_and_is_acked(super::unix().await).await;
-    }
-    #[tokio::test]
-    async fn dropping_a_context_cancels_the_remote_task() {
-        super::dropping_a_context_cancels_the_remote_task(super::unix().await).await;
-    }
-    #[tokio::test]
-    async fn tower_timeout_wraps_an_endpoint_unchanged() {
-        super::tower_timeout_wraps_an_endpoint_unchanged(super::unix().await).await;
-    }
-    #[tokio::test]
-    async fn a_thousand_concurrent_contexts_on_one_channel() {
-        super::a_thousand_concurrent_contexts_on_one_channel(super::unix().await).await;
-    }
-    #[tokio::test]
-    async fn a_closed_transport_ends_open_contexts_with_transport_closed() {
-        super::a_closed_transport_ends_open_contexts_with_transport_closed(super::unix().await)
-            .await;
-    }
-}
+every_scenario_over!(in_memory => duplex, tcp => tcp, unix_socket => unix);

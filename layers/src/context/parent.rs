@@ -263,29 +263,7 @@ impl<C: Codec> Context<C> {
         shared: &Arc<Shared<C>>,
         kwargs: RawPayload,
     ) -> Result<(), ContextError> {
-        let mut req = Context::open(
-            shared,
-            "self",
-            "cancel",
-            Some(kwargs),
-            PldSpec::any(),
-            FuncType::AsyncFunc,
-        )
-        .await?;
-        let wait = async {
-            loop {
-                match req.core.next().await? {
-                    Msg::CancelAck(_) => return Ok(()),
-                    Msg::Error(e) => return Err(ContextError::Remote(RemoteError::from(*e))),
-                    _ => {}
-                }
-            }
-        };
-        let out = tokio::time::timeout(CANCEL_TIMEOUT * 2, wait)
-            .await
-            .unwrap_or(Err(ContextError::Timeout("CancelAck")));
-        req.finished = true;
-        out
+        cancel_rpc(shared, "cancel", kwargs, CANCEL_TIMEOUT * 2).await
     }
 
     /// A remote error raised inside the caller's block ends the context;
@@ -454,10 +432,21 @@ async fn cancel_remote<C: Codec>(
     let kwargs = shared.codec.encode_payload(&Kwargs {
         cid: target.as_str(),
     })?;
+    cancel_rpc(shared, "_cancel_task", kwargs, CANCEL_TIMEOUT).await
+}
+
+/// A runtime cancel RPC (`self.<func>`) on a fresh cid: waits, bounded,
+/// for its `StartAck` and `CancelAck`.
+async fn cancel_rpc<C: Codec>(
+    shared: &Arc<Shared<C>>,
+    func: &str,
+    kwargs: RawPayload,
+    limit: Duration,
+) -> Result<(), ContextError> {
     let mut req = Context::open(
         shared,
         "self",
-        "_cancel_task",
+        func,
         Some(kwargs),
         PldSpec::any(),
         FuncType::AsyncFunc,
@@ -472,7 +461,7 @@ async fn cancel_remote<C: Codec>(
             }
         }
     };
-    let out = tokio::time::timeout(CANCEL_TIMEOUT, wait)
+    let out = tokio::time::timeout(limit, wait)
         .await
         .unwrap_or(Err(ContextError::Timeout("CancelAck")));
     req.finished = true;
