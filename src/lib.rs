@@ -56,11 +56,9 @@ pub use scipp_codecs::{
     msg, Codec, DecodeError, DecodeErrorKind, EncodeError, PayloadError, WireProfile,
 };
 pub use scipp_layers::{
-    channel, codec, context, framing, msg_type, new_uuid, payload, peer, policy, relay, route,
-    BoxError, Inbound, MsgTypeError,
+    channel, codec, context, examples, framing, msg_type, new_uuid, payload, peer, policy, relay,
+    route, BoxError, Inbound, MsgTypeError,
 };
-
-pub mod examples;
 
 pub mod sample;
 

@@ -59,6 +59,7 @@ pub use scipp_codecs as codecs;
 pub mod channel;
 pub mod codec;
 pub mod context;
+pub mod examples;
 pub mod framing;
 pub mod future;
 mod inbound;

@@ -7,118 +7,27 @@ use scipp_codecs::Codec;
 use scipp_layers::context::{ChildContext, ContextError};
 use scipp_layers::payload::PldSpec;
 use scipp_layers::peer::{Channel, Peer};
-use scipp_layers::relay::Raise;
 use scipp_layers::route::{Call, Endpoints};
 use scipp_layers::BoxError;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 type C = MsgpackCodec;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Point {
-    x: i64,
-    y: i64,
-}
-
-/// `echo_point`'s spec: `Point|int|None`, a union as an enum.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-enum PointSpec {
-    Point(Point),
-    Int(i64),
-    None(()),
-}
-
-fn point_spec() -> PldSpec<C> {
-    PldSpec::of::<PointSpec>().named("Point|int|None")
-}
-
-#[derive(Deserialize)]
-struct First<T> {
-    first: Option<T>,
-}
-
-#[derive(Deserialize)]
-struct Add {
-    a: i64,
-    b: i64,
-}
+use scipp_layers::examples::{point_spec, Point};
 
 fn kwargs<'a, V: Serialize>(pairs: &'a [(&str, V)]) -> BTreeMap<String, &'a V> {
     pairs.iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
-/// The example endpoints of ns `scipp_peer` (as in the transcripts), plus
-/// a channel that reports when `sleep_forever` gets cancelled.
+/// The example endpoints of ns `scipp_peer` (as in the transcripts), with
+/// a `sleep_forever` that reports when it gets cancelled, and a `slow` RPC
+/// behind tower's `Timeout`.
 fn endpoints() -> (Endpoints<C>, mpsc::UnboundedReceiver<String>) {
     let (cancelled_tx, cancelled) = mpsc::unbounded_channel();
-    let mut e = Endpoints::<C>::new();
-    e.context(
-        "scipp_peer",
-        "echo",
-        PldSpec::any(),
-        |mut ctx: ChildContext<C>, kw: First<rmpv::Value>| async move {
-            ctx.started(&kw.first.unwrap_or(rmpv::Value::Nil)).await?;
-            let mut n = 0u64;
-            while let Some(v) = ctx.recv::<rmpv::Value>().await? {
-                ctx.send(&v).await?;
-                n += 1;
-            }
-            Ok(n)
-        },
-    );
-    e.context(
-        "scipp_peer",
-        "echo_int",
-        PldSpec::of::<i64>(),
-        |mut ctx: ChildContext<C>, kw: First<i64>| async move {
-            ctx.started(&kw.first.unwrap_or(0)).await?;
-            let mut n = 0u64;
-            while let Some(v) = ctx.recv::<i64>().await? {
-                ctx.send(&v).await?;
-                n += 1;
-            }
-            Ok(n)
-        },
-    );
-    e.context(
-        "scipp_peer",
-        "echo_point",
-        point_spec(),
-        |mut ctx: ChildContext<C>, _: BTreeMap<String, ()>| async move {
-            ctx.started(&Point { x: 0, y: 0 }).await?;
-            let mut n = 0u64;
-            while let Some(p) = ctx.recv::<Point>().await? {
-                ctx.send(&p).await?;
-                n += 1;
-            }
-            Ok(n)
-        },
-    );
-    e.context(
-        "scipp_peer",
-        "raises",
-        PldSpec::any(),
-        |mut ctx: ChildContext<C>, _: BTreeMap<String, ()>| async move {
-            ctx.started("ready").await?;
-            Err::<(), BoxError>(Box::new(Raise::new(
-                "ValueError",
-                "scipp_peer.raises: boom",
-            )))
-        },
-    );
-    e.context(
-        "scipp_peer",
-        "bad_started",
-        PldSpec::of::<i64>(),
-        |mut ctx: ChildContext<C>, _: BTreeMap<String, ()>| async move {
-            ctx.started("not-an-int").await?;
-            Ok(())
-        },
-    );
+    let mut e = scipp_layers::examples::scipp_peer::<C>();
     let tx = cancelled_tx.clone();
     e.context(
         "scipp_peer",
@@ -139,11 +48,6 @@ fn endpoints() -> (Endpoints<C>, mpsc::UnboundedReceiver<String>) {
                 Ok(())
             }
         },
-    );
-    e.rpc(
-        "scipp_peer",
-        "add",
-        |kw: Add| async move { Ok(kw.a + kw.b) },
     );
     // A slow endpoint behind tower's own Timeout middleware.
     let slow = tower::service_fn(|_call: Call<C>| async move {
@@ -233,7 +137,7 @@ async fn typed_struct_payloads(p: Pair) {
     let (mut ctx, origin): (_, Point) = p
         .client
         .open_context("scipp_peer", "echo_point")
-        .spec(point_spec())
+        .spec(point_spec::<C>())
         .start()
         .await
         .unwrap();
@@ -288,7 +192,7 @@ async fn remote_error_arrives_with_its_type_and_trace(p: Pair) {
         "{}",
         remote.traceback()
     );
-    assert!(remote.traceback().contains("boom"));
+    assert!(remote.traceback().contains("scipp_peer.raises"));
     let shown = err.to_string();
     assert!(
         shown.starts_with("remote task raised a 'ValueError'"),

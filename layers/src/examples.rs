@@ -14,7 +14,8 @@
 //! | `add` | asyncfunc | – | return `a + b` |
 //!
 //! ```
-//! use scipp::{examples, MsgpackCodec};
+//! use scipp_layers::examples;
+//! use scipp_codecs::msgpack::MsgpackCodec;
 //! let endpoints = examples::scipp_peer::<MsgpackCodec>();
 //! assert!(endpoints.contains("scipp_peer", "echo_point"));
 //! ```
@@ -23,7 +24,8 @@ use crate::context::ChildContext;
 use crate::payload::PldSpec;
 use crate::relay::Raise;
 use crate::route::Endpoints;
-use crate::{BoxError, Codec};
+use crate::BoxError;
+use scipp_codecs::Codec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
