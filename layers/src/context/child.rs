@@ -101,6 +101,7 @@ impl<C: Codec> ChildContext<C> {
         };
         let ctx = ChildContext {
             core: Core {
+                sender: shared.sender.clone(),
                 shared,
                 cid,
                 rx,

@@ -42,17 +42,21 @@ pub enum OnInvalid {
     RelayToSender,
 }
 
-use crate::route::state::Shared;
+use crate::route::state::{SendStack, Shared};
 use crate::Inbound;
 use scipp_codecs::msg::{Cid, Msg, RawPayload};
 use scipp_codecs::Codec;
 use serde::{de::DeserializeOwned, Serialize};
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use tower::{Service, ServiceExt};
 
 /// What both ends of a context hold: the channel, the cid, the queue.
 struct Core<C> {
     shared: Arc<Shared<C>>,
+    /// This context's own handle on the send stack (cloned once, not per
+    /// message).
+    sender: SendStack,
     cid: Cid,
     rx: mpsc::Receiver<Inbound>,
     /// Whether dropping this closes the context's queue (false once a
@@ -92,17 +96,18 @@ impl<C: Codec> Core<C> {
         }
     }
 
-    async fn send(&self, msg: Msg) -> Result<(), ContextError> {
+    async fn send(&mut self, msg: Msg) -> Result<(), ContextError> {
         if self.shared.closed.is_cancelled() {
             return Err(self.shared.transport_closed());
         }
-        self.shared
-            .send(msg)
-            .await
-            .map_err(|e| match e.downcast::<crate::MsgTypeError>() {
-                Ok(mte) => ContextError::MsgType(*mte),
-                Err(e) => ContextError::Send(e),
-            })
+        let sent = match self.sender.ready().await {
+            Ok(svc) => svc.call(msg).await,
+            Err(e) => Err(e),
+        };
+        sent.map_err(|e| match e.downcast::<crate::MsgTypeError>() {
+            Ok(mte) => ContextError::MsgType(*mte),
+            Err(e) => ContextError::Send(e),
+        })
     }
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<RawPayload, ContextError> {

@@ -191,6 +191,7 @@ impl<C: Codec> Context<C> {
         let rx = shared.open_slot(&cid, None)?;
         let mut ctx = Context {
             core: Core {
+                sender: shared.sender.clone(),
                 shared: shared.clone(),
                 cid: cid.clone(),
                 rx,
@@ -494,6 +495,7 @@ impl<C: Codec> Drop for Context<C> {
                 "context dropped early: cancelling the remote task"
             );
             let mut core = Core {
+                sender: shared.sender.clone(),
                 shared: shared.clone(),
                 cid: cid.clone(),
                 rx,

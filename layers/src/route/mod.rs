@@ -63,12 +63,14 @@ impl<C: Codec> Router<C> {
     }
 }
 
-type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), BoxError>> + Send>>;
+/// Most deliveries complete at once; only a full queue or a `Start` needs
+/// a future of its own.
+type RouterFuture = crate::future::ResponseFuture<std::future::Ready<Result<(), BoxError>>>;
 
 impl<C: Codec> Service<Inbound> for Router<C> {
     type Response = ();
     type Error = BoxError;
-    type Future = BoxFuture;
+    type Future = RouterFuture;
 
     fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
@@ -76,18 +78,24 @@ impl<C: Codec> Service<Inbound> for Router<C> {
 
     fn call(&mut self, item: Inbound) -> Self::Future {
         let shared = self.shared.clone();
+        let done = || RouterFuture::ready(Ok(()));
         match item {
-            Inbound::Msg(Msg::Start(start)) => Box::pin(on_start(shared, *start)),
+            Inbound::Msg(Msg::Start(start)) => RouterFuture::boxed(on_start(shared, *start)),
             item => {
                 let Some(cid) = item.cid().cloned() else {
                     on_orphan(&shared, item);
-                    return Box::pin(async { Ok(()) });
+                    return done();
                 };
-                match shared.delivery(&cid) {
-                    Some(delivery) => Box::pin(deliver(shared, delivery, cid, item)),
-                    None => {
-                        on_unknown_cid(&shared, &cid, &item);
-                        Box::pin(async { Ok(()) })
+                let Some(delivery) = shared.delivery(&cid) else {
+                    on_unknown_cid(&shared, &cid, &item);
+                    return done();
+                };
+                // The usual case: room in the queue, no future to allocate.
+                match delivery.tx.try_send(item) {
+                    Ok(()) => done(),
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => done(),
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(item)) => {
+                        RouterFuture::boxed(deliver(shared, delivery, cid, item))
                     }
                 }
             }
