@@ -15,7 +15,7 @@ use tower::{Layer, Service};
 /// - **Send** (`Service<Msg>`): a `Started` is round-tripped (encoded,
 ///   decoded, checked) before it leaves, as tractor does; with
 ///   [`strict`](Self::strict), every `Yield` and `Return` too. A failure is
-///   returned as a [`MsgTypeError`] and nothing reaches the inner service.
+///   returned as a [`MsgTypeError`](super::MsgTypeError) and nothing reaches the inner service.
 ///
 /// # Example
 ///

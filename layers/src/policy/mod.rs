@@ -1,4 +1,4 @@
-//! What to do with a [`MsgTypeError`] on the receive side: the policy
+//! What to do with a [`MsgTypeError`](crate::MsgTypeError) on the receive side: the policy
 //! layers a user stacks on top of the checks.
 //!
 //! | layer | on an invalid item | valid items |
