@@ -25,7 +25,7 @@ use crate::relay::RemoteError;
 use crate::{BoxError, Inbound};
 use scipp_codecs::msg::{self, Cid, FuncType, Msg, StartAck};
 use scipp_codecs::Codec;
-use state::{Delivery, Shared};
+use state::{Delivery, Shared, TryDeliver};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
@@ -86,16 +86,15 @@ impl<C: Codec> Service<Inbound> for Router<C> {
                     on_orphan(&shared, item);
                     return done();
                 };
-                let Some(delivery) = shared.delivery(&cid) else {
-                    on_unknown_cid(&shared, &cid, &item);
-                    return done();
-                };
                 // The usual case: room in the queue, no future to allocate.
-                match delivery.tx.try_send(item) {
-                    Ok(()) => done(),
-                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => done(),
-                    Err(tokio::sync::mpsc::error::TrySendError::Full(item)) => {
+                match shared.try_deliver(&cid, item) {
+                    TryDeliver::Done => done(),
+                    TryDeliver::Full(delivery, item) => {
                         RouterFuture::boxed(deliver(shared, delivery, cid, item))
+                    }
+                    TryDeliver::NoContext(item) => {
+                        on_unknown_cid(&shared, &cid, &item);
+                        done()
                     }
                 }
             }

@@ -69,6 +69,16 @@ pub(crate) struct Delivery {
     pub(crate) tx: mpsc::Sender<Inbound>,
 }
 
+/// The outcome of [`Shared::try_deliver`].
+pub(crate) enum TryDeliver {
+    /// Queued (or the context is gone and the item was dropped).
+    Done,
+    /// The queue is full: wait on `Delivery` or report an overrun.
+    Full(Delivery, Inbound),
+    /// No such context.
+    NoContext(Inbound),
+}
+
 pub(crate) struct Shared<C> {
     pub(crate) codec: C,
     pub(crate) me: Uid,
@@ -140,8 +150,24 @@ impl<C> Shared<C> {
         self.specs.remove(cid);
     }
 
-    pub(crate) fn delivery(&self, cid: &Cid) -> Option<Delivery> {
-        self.slots().get(cid).map(|s| Delivery { tx: s.tx.clone() })
+    /// Hands `item` to its context's queue without waiting (and without
+    /// cloning the queue's sender). A full queue gives the item back with a
+    /// sender to wait on.
+    pub(crate) fn try_deliver(&self, cid: &Cid, item: Inbound) -> TryDeliver {
+        use tokio::sync::mpsc::error::TrySendError;
+        let slots = self.slots();
+        let Some(slot) = slots.get(cid) else {
+            return TryDeliver::NoContext(item);
+        };
+        match slot.tx.try_send(item) {
+            Ok(()) | Err(TrySendError::Closed(_)) => TryDeliver::Done,
+            Err(TrySendError::Full(item)) => TryDeliver::Full(
+                Delivery {
+                    tx: slot.tx.clone(),
+                },
+                item,
+            ),
+        }
     }
 
     pub(crate) fn open_contexts(&self) -> usize {
