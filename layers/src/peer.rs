@@ -45,6 +45,10 @@ pub enum PeerError {
     /// The peer's first message was not an `Aid`.
     #[error("handshake: expected the peer's Aid, got {0}")]
     Handshake(String),
+    /// The peer only probed us (tractor HEAD's registry probe, `is_probe`):
+    /// it got our `Aid` and the connection is closed.
+    #[error("handshake: {0} only probed us; connection closed")]
+    Probed(Uid),
     /// The transport failed or closed during the handshake.
     #[error("handshake: {0}")]
     Transport(#[from] FrameError),
@@ -184,6 +188,7 @@ impl<C: Codec> Peer<C> {
             None => return Err(PeerError::Handshake("end of stream".into())),
         };
         let peer = match self.codec.decode(body) {
+            Ok(Msg::Aid(aid)) if aid.is_probe => return Err(PeerError::Probed(aid.uid())),
             Ok(Msg::Aid(aid)) => aid.uid(),
             Ok(other) => {
                 return Err(PeerError::Handshake(format!(

@@ -75,3 +75,87 @@ async fn an_error_without_a_cid_reaches_the_channel_owner() {
         Some(scipp_layers::route::Orphan::MsgType(_))
     ));
 }
+
+fn start_from(uid: &Uid, cid: &str, func: &str) -> Msg {
+    let codec = MsgpackCodec::new();
+    let kwargs = codec
+        .encode_payload(&std::collections::BTreeMap::from([("a", 2), ("b", 3)]))
+        .unwrap();
+    Msg::from(scipp_codecs::msg::Start {
+        cid: cid.into(),
+        ns: "scipp_peer".into(),
+        func: func.into(),
+        kwargs,
+        uid: uid.clone(),
+        pld_spec: "typing.Any".into(),
+    })
+}
+
+#[tokio::test]
+async fn a_start_naming_another_actor_is_refused_and_the_channel_goes_on() {
+    let (ours, theirs) = tokio::io::duplex(1 << 16);
+    let server = Peer::new("scipp_peer", MsgpackCodec::new())
+        .endpoints(scipp_layers::examples::scipp_peer());
+    let mut raw = FramingLayer::new().layer(theirs);
+    let me = Uid::new("scipp_client", "u-1");
+    raw.send(frame(&Msg::from(Aid::new(
+        me.name.clone(),
+        me.uuid.clone(),
+    ))))
+    .await
+    .unwrap();
+    let _chan = server.channel(ours).await.unwrap();
+    let codec = MsgpackCodec::new();
+    let _their_aid = raw.next().await.unwrap().unwrap();
+
+    raw.send(frame(&start_from(
+        &Uid::new("impostor", "u-2"),
+        "c-bad",
+        "add",
+    )))
+    .await
+    .unwrap();
+    match codec.decode(raw.next().await.unwrap().unwrap()).unwrap() {
+        Msg::Error(e) => {
+            assert_eq!(e.cid.as_ref().map(|c| c.as_str()), Some("c-bad"));
+            assert_eq!(e.boxed_type_str, "RuntimeError");
+            assert!(e.tb_str.contains("chan.aid mismatch"), "{}", e.tb_str);
+        }
+        other => panic!("expected an Error, got {other:?}"),
+    }
+    raw.send(frame(&start_from(&me, "c-good", "add")))
+        .await
+        .unwrap();
+    assert!(matches!(
+        codec.decode(raw.next().await.unwrap().unwrap()).unwrap(),
+        Msg::StartAck(_)
+    ));
+    match codec.decode(raw.next().await.unwrap().unwrap()).unwrap() {
+        Msg::Return(r) => assert_eq!(codec.decode_payload::<i64>(&r.pld).unwrap(), 5),
+        other => panic!("expected the Return, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_registry_probe_gets_our_aid_and_a_closed_connection() {
+    let (ours, theirs) = tokio::io::duplex(4096);
+    let peer = Peer::new("scipp_peer", MsgpackCodec::new());
+    let mut raw = FramingLayer::new().layer(theirs);
+    let mut probe = Aid::new("registry-probe", "u-9");
+    probe.is_probe = true;
+    // a HEAD actor probes with HEAD's Aid (the only one with `is_probe`)
+    let head = MsgpackCodec::with_profile(scipp_codecs::WireProfile::Head);
+    raw.send(head.encode_to_bytes(&Msg::from(probe)).unwrap())
+        .await
+        .unwrap();
+    let err = peer.channel(ours).await.unwrap_err();
+    assert!(
+        matches!(err, PeerError::Probed(ref uid) if uid.name == "registry-probe"),
+        "{err:?}"
+    );
+    let answer = MsgpackCodec::new()
+        .decode(raw.next().await.unwrap().unwrap())
+        .unwrap();
+    assert!(matches!(answer, Msg::Aid(ref a) if a.name == "scipp_peer"));
+    assert!(raw.next().await.is_none(), "then the connection is closed");
+}

@@ -177,6 +177,9 @@ where
                 () = chan.cancel_requested() => stop.cancel(),
             }
         }
+        Err(scipp::peer::PeerError::Probed(uid)) => {
+            tracing::info!("{from}: registry probe from {uid} answered")
+        }
         Err(e) => tracing::warn!("{from}: {e}"),
     }
 }

@@ -156,6 +156,15 @@ async fn deliver<C: Codec>(
 
 async fn on_start<C: Codec>(shared: Arc<Shared<C>>, start: msg::Start) -> Result<(), BoxError> {
     let place = format!("{}:{}", start.ns, start.func);
+    if start.uid != shared.peer {
+        // tractor HEAD takes its whole runtime down on this; we refuse the
+        // one Start and keep serving.
+        return refuse_with(&shared, &start, "RuntimeError", &format!(
+            "IPC <Start> msg <-> chan.aid mismatch: the Start names {} but the channel's peer is {}",
+            start.uid, shared.peer
+        ))
+        .await;
+    }
     if start.ns == "self" {
         return match start.func.as_str() {
             "_cancel_task" => cancel_task(shared, start).await,
@@ -202,10 +211,22 @@ async fn refuse<C: Codec>(
     place: &str,
 ) -> Result<(), BoxError> {
     tracing::warn!(func = place, peer = %shared.peer.name, "no such endpoint");
-    let mut err = msg::Error::new(shared.me.clone(), "AttributeError");
+    let why =
+        format!("no endpoint `{place}` is registered (only registered endpoints are callable)");
+    refuse_with(shared, start, "AttributeError", &why).await
+}
+
+/// Answers a `Start` with an `Error` of Python type `type_name`.
+async fn refuse_with<C: Codec>(
+    shared: &Shared<C>,
+    start: &msg::Start,
+    type_name: &str,
+    why: &str,
+) -> Result<(), BoxError> {
+    let mut err = msg::Error::new(shared.me.clone(), type_name);
     err.message = Some(String::new());
     err.tb_str = format!(
-        "Traceback (scipp, Rust):\n  in the router of {}\nAttributeError: no endpoint `{place}` is registered (only registered endpoints are callable)\n",
+        "Traceback (scipp, Rust):\n  in the router of {}\n{type_name}: {why}\n",
         shared.me.name
     );
     err.cid = Some(start.cid.clone());
