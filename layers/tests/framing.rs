@@ -140,7 +140,6 @@ proptest! {
     }
 }
 
-
 /// Found by `cargo fuzz run framer` (input kept in `tests/data/`): 412
 /// bytes in 7-byte chunks whose headers claim up to 1 MiB grew the buffer
 /// to 128 KiB (two 64 KiB read-ahead steps and `Vec` doubling), never to
