@@ -56,8 +56,8 @@ pub use scipp_codecs::{
     msg, Codec, DecodeError, DecodeErrorKind, EncodeError, PayloadError, WireProfile,
 };
 pub use scipp_layers::{
-    channel, codec, context, examples, framing, msg_type, new_uuid, payload, peer, policy, relay,
-    route, BoxError, Inbound, MsgTypeError,
+    channel, codec, context, examples, framing, msg_type, new_uuid, payload, peer, policy,
+    registry, relay, route, BoxError, Inbound, MsgTypeError,
 };
 
 pub mod sample;

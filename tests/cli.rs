@@ -574,3 +574,76 @@ fn tap_json_prints_one_object_per_frame() {
         "{log}"
     );
 }
+
+// ---- joining a tractor tree ------------------------------------------------
+
+#[test]
+fn serve_registers_with_a_registrar_and_call_finds_it_by_name() {
+    let registrar = spawn_listening(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--registrar",
+        "--name",
+        "scipp_registrar",
+    ]);
+    registrar.wait_for("registrar: serving the registry RPCs");
+    let registry = registrar.1.clone();
+    let mut service = spawn_listening(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--name",
+        "scipp_svc",
+        "--registry",
+        &registry,
+    ]);
+    service.wait_for("registered as scipp_svc");
+    let by_name = |name: &str| {
+        scipp(&[
+            "call",
+            "--registry",
+            &registry,
+            name,
+            "scipp_peer:add",
+            "--rpc",
+            "--kwargs",
+            r#"{"a":2,"b":3}"#,
+        ])
+    };
+    let out = by_name("scipp_svc");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "return: 5");
+
+    // a clean exit unregisters
+    let mut child = service.0.take().unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(child.wait().unwrap().success());
+    let out = by_name("scipp_svc");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: ") && err.contains("no actor named \"scipp_svc\""),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn serve_with_an_unreachable_registry_fails_with_a_clear_error() {
+    let out = scipp(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--registry",
+        "127.0.0.1:1",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("registry 127.0.0.1:1"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

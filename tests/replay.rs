@@ -1,5 +1,6 @@
 //! Transcript replay, server role: for every file in
-//! `../shared/vectors/tractor/`, a scripted client sends the recorded
+//! `../shared/vectors/tractor/` and `../shared/vectors/tractor-head/`, and
+//! for `tractor-more/registrar.json`, a scripted client sends the recorded
 //! client frames byte for byte to a scipp peer serving the example
 //! endpoints, and everything the peer sends must match the recorded server
 //! frames — kind, order and every field — after normalising uuids, cids,
@@ -52,28 +53,56 @@ fn normalise_text(s: &str) -> String {
     out
 }
 
-/// Every transcript file of the base set, sorted.
+/// Every transcript file of the base sets (978691c6 and HEAD), sorted,
+/// and the registrar scenario.
 fn transcripts() -> Vec<std::path::PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/tractor");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors");
+    let mut paths = Vec::new();
+    for set in ["tractor", "tractor-head"] {
+        let mut files: Vec<_> = std::fs::read_dir(vectors.join(set))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        paths.extend(files);
+    }
+    paths.push(vectors.join("tractor-more/registrar.json"));
     paths
+}
+
+fn is_head(path: &Path) -> bool {
+    path.parent().is_some_and(|d| d.ends_with("tractor-head"))
+}
+
+/// The recorded server's tractor was its own registrar, at this address.
+const RECORDED_REGISTRAR: &str = "127.0.0.1:50895";
+
+/// A peer like the recorded server: the example endpoints, plus the
+/// registry RPCs and `is_registrar = true` where the recording's server
+/// was a registrar (HEAD says so in its `Aid`; `registrar.json` uses it).
+fn recorded_server() -> Peer<MsgpackCodec> {
+    let mut endpoints = examples::scipp_peer();
+    let registrar = Registrar::new();
+    registrar.install(&mut endpoints);
+    let peer = Peer::new("scipp_peer", MsgpackCodec::new())
+        .endpoints(endpoints)
+        .is_registrar(true);
+    registrar.register(peer.uid(), RECORDED_REGISTRAR.parse().unwrap());
+    peer
 }
 
 fn normalise(v: &rmpv::Value, key: Option<&str>) -> rmpv::Value {
     use rmpv::Value as V;
     match v {
         V::String(_) if key == Some("tb_str") => V::from("<traceback>"),
+        V::Integer(_) if key == Some("pid") => V::from(0),
         V::String(s) => V::from(normalise_text(s.as_str().unwrap_or(""))),
         V::Array(items) => V::Array(items.iter().map(|x| normalise(x, None)).collect()),
         V::Map(entries) => V::Map(
             entries
                 .iter()
-                .map(|(k, x)| (k.clone(), normalise(x, k.as_str())))
+                .map(|(k, x)| (normalise(k, None), normalise(x, k.as_str())))
                 .collect(),
         ),
         other => other.clone(),
@@ -87,8 +116,9 @@ fn decode(body: &[u8]) -> rmpv::Value {
 async fn replay_server_role(path: &Path) -> usize {
     let file: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     let (ours, theirs) = tokio::io::duplex(1 << 20);
-    let server = Peer::new("scipp_peer", MsgpackCodec::new()).endpoints(examples::scipp_peer());
-    let mut serving = Some(tokio::spawn(async move { server.channel(ours).await }));
+    let server = recorded_server();
+    // the accepting side answers in the client's wire profile
+    let mut serving = Some(tokio::spawn(async move { server.accept(ours).await }));
     let mut client = FramingLayer::new().layer(theirs);
     let mut channel = None;
     let mut compared = 0;
@@ -101,7 +131,7 @@ async fn replay_server_role(path: &Path) -> usize {
                 .await
                 .unwrap_or_else(|e| panic!("{at}: send: {e}"));
             if f["msg_type"] == "Aid" {
-                // the handshake is symmetric: our Aid went out at once
+                // our Aid goes out once the client's arrived
                 channel = Some(serving.take().unwrap().await.unwrap().unwrap());
             }
             continue;
@@ -129,7 +159,7 @@ async fn our_peer_plays_the_server_side_of_every_transcript() {
     for path in &paths {
         total += replay_server_role(path).await;
     }
-    assert!(paths.len() >= 11);
+    assert!(paths.len() >= 23);
     eprintln!(
         "server role: {} files, {total} server frames matched",
         paths.len()
@@ -141,9 +171,51 @@ async fn our_peer_plays_the_server_side_of_every_transcript() {
 use scipp::context::ContextError;
 use scipp::msg::{Cid, Msg, Uid};
 use scipp::payload::PldSpec;
-use scipp::peer::Channel;
-use scipp::Codec;
+use scipp::peer::{Channel, Config};
+use scipp::registry::{Registrar, RegistryClient};
+use scipp::{Codec, WireProfile};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// What the recorded client of `registrar.json` did: every registry RPC,
+/// including a `wait_for_actor` answered by a later `register_actor`.
+async fn registrar_script(chan: Arc<Channel<C>>) {
+    let registry = RegistryClient::new(chan);
+    let me = "scipp_peer";
+    let fake = Uid::new("scipp_fake", "00000000-0000-4000-8000-000000000001");
+    let late = Uid::new("scipp_late", "00000000-0000-4000-8000-000000000002");
+    let (fake_at, late_at) = (
+        "127.0.0.1:4242".parse().unwrap(),
+        "127.0.0.1:4243".parse().unwrap(),
+    );
+    let names = |m: BTreeMap<String, Vec<scipp::msg::Addr>>| {
+        m.keys()
+            .map(|k| k.split('.').next().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(registry.entries().await.unwrap()), [me]);
+    registry.register(&fake, &fake_at).await.unwrap();
+    assert_eq!(
+        registry.find("scipp_fake").await.unwrap(),
+        vec![fake_at.clone()]
+    );
+    assert_eq!(registry.wait_for("scipp_fake").await.unwrap(), [fake_at]);
+    // the wait goes out first and stays pending until the registration
+    let (waited, registered) = tokio::join!(
+        registry.wait_for("scipp_late"),
+        registry.register(&late, &late_at)
+    );
+    registered.unwrap();
+    assert_eq!(waited.unwrap(), [late_at]);
+    assert_eq!(
+        names(registry.entries().await.unwrap()),
+        ["scipp_fake", "scipp_late", me]
+    );
+    registry.unregister(&fake).await.unwrap();
+    registry.unregister(&late).await.unwrap();
+    assert!(registry.find("scipp_fake").await.unwrap().is_empty());
+    assert_eq!(names(registry.entries().await.unwrap()), [me]);
+}
 
 type C = MsgpackCodec;
 
@@ -169,7 +241,7 @@ fn first<V: serde::Serialize>(v: V) -> BTreeMap<&'static str, V> {
 }
 
 /// What the recorded client did, scenario by scenario, with our API.
-async fn client_script(name: &str, chan: &Channel<C>, file: &serde_json::Value) {
+async fn client_script(name: &str, chan: &Arc<Channel<C>>, file: &serde_json::Value) {
     let ns = examples::NS;
     match name {
         "handshake" => {}
@@ -282,6 +354,7 @@ async fn client_script(name: &str, chan: &Channel<C>, file: &serde_json::Value) 
             assert_eq!(err.remote().unwrap().boxed_type(), "MsgTypeError");
         }
         "actor_cancel" => chan.cancel_actor().await.unwrap(),
+        "registrar" => registrar_script(chan.clone()).await,
         other => panic!("no client script for scenario {other}"),
     }
 }
@@ -337,7 +410,16 @@ async fn replay_client_role(path: &Path) -> usize {
     let file: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
     let (ours, theirs) = tokio::io::duplex(1 << 20);
-    let client = Peer::new("scipp_client", MsgpackCodec::new());
+    let mut client = Peer::new("scipp_client", MsgpackCodec::new());
+    if is_head(path) {
+        // the recorded HEAD client was its own registrar
+        client = client
+            .config(Config {
+                profile: Some(WireProfile::Head),
+                ..Config::default()
+            })
+            .is_registrar(true);
+    }
     let frames = file["frames"].as_array().unwrap().clone();
     let at = |f: &serde_json::Value| format!("{} seq {}", path.display(), f["seq"]);
     let server = async {
@@ -387,7 +469,7 @@ async fn replay_client_role(path: &Path) -> usize {
         compared
     };
     let script = async {
-        let chan = client.channel(ours).await.unwrap();
+        let chan = Arc::new(client.channel(ours).await.unwrap());
         client_script(&name, &chan, &file).await;
         chan
     };
@@ -403,7 +485,7 @@ async fn our_peer_plays_the_client_side_of_every_transcript() {
     for path in &paths {
         total += replay_client_role(path).await;
     }
-    assert!(paths.len() >= 11);
+    assert!(paths.len() >= 23);
     eprintln!(
         "client role: {} files, {total} client frames matched",
         paths.len()

@@ -1,6 +1,7 @@
 //! The [`Codec`] trait: frame bytes ⇄ [`Msg`], and payloads ⇄ typed values.
 
 use crate::msg::{Cid, Msg, RawPayload};
+use crate::WireProfile;
 use bytes::{Bytes, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
@@ -90,6 +91,27 @@ pub trait Codec: Clone + Send + Sync + fmt::Debug + 'static {
         let mut dst = BytesMut::new();
         self.encode(msg, &mut dst)?;
         Ok(dst.freeze())
+    }
+
+    /// The tractor version whose wire this codec writes. Only msgpack,
+    /// tractor's own codec, has more than one; the others always write
+    /// every field and answer the default.
+    fn wire_profile(&self) -> WireProfile {
+        WireProfile::default()
+    }
+
+    /// This codec, writing `profile`'s wire (codecs with one encoding
+    /// return themselves). A channel calls it once it knows its peer's
+    /// version.
+    ///
+    /// ```
+    /// use scipp_codecs::{msgpack::MsgpackCodec, Codec, WireProfile};
+    /// let head = MsgpackCodec::new().for_profile(WireProfile::Head);
+    /// assert_eq!(head.wire_profile(), WireProfile::Head);
+    /// ```
+    fn for_profile(&self, profile: WireProfile) -> Self {
+        let _ = profile;
+        self.clone()
     }
 }
 

@@ -99,6 +99,29 @@ impl WireProfile {
     /// assert_eq!(WireProfile::from_commit("3690e43a"), Some(WireProfile::Head));
     /// ```
     pub fn from_commit(commit: &str) -> Option<Self> {
+        Self::from_commit_id(commit)
+    }
+
+    /// The profile a peer's `Aid` was written with: [`Head`](Self::Head)
+    /// when it carries any of HEAD's fields (HEAD always sends `pid` and
+    /// `is_registrar`), else [`V978691c6`](Self::V978691c6).
+    ///
+    /// ```
+    /// use scipp_codecs::{msg::Aid, WireProfile};
+    /// let mut aid = Aid::new("scipp_peer", "b6d32d8d-e027-4e91-964e-2e20c457001b");
+    /// assert_eq!(WireProfile::of_aid(&aid), WireProfile::V978691c6);
+    /// aid.pid = Some(4242);
+    /// assert_eq!(WireProfile::of_aid(&aid), WireProfile::Head);
+    /// ```
+    pub fn of_aid(aid: &msg::Aid) -> Self {
+        if aid.pid.is_some() || aid.is_registrar.is_some() || aid.is_probe {
+            WireProfile::Head
+        } else {
+            WireProfile::V978691c6
+        }
+    }
+
+    fn from_commit_id(commit: &str) -> Option<Self> {
         let commit = commit.to_ascii_lowercase();
         if commit.len() >= 4 && "978691c6".starts_with(&commit[..commit.len().min(8)]) {
             Some(WireProfile::V978691c6)

@@ -67,6 +67,7 @@ pub mod msg_type;
 pub mod payload;
 pub mod peer;
 pub mod policy;
+pub mod registry;
 pub mod relay;
 pub mod route;
 mod uuid;

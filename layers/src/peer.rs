@@ -24,8 +24,8 @@ use crate::payload::{PayloadSpecs, PldSpec, ValidatePayloadLayer};
 use crate::route::state::{Orphan, Shared};
 use crate::route::{Endpoints, Overrun, Router};
 use futures_util::StreamExt;
-use scipp_codecs::msg::{Aid, Msg, Uid};
-use scipp_codecs::Codec;
+use scipp_codecs::msg::{Addr, Aid, Msg, Uid};
+use scipp_codecs::{Codec, WireProfile};
 use serde::{de::DeserializeOwned, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +72,11 @@ pub struct Config {
     pub strict: bool,
     /// Largest frame body accepted or sent.
     pub max_frame_len: usize,
+    /// The tractor version to speak: `None` (the default) picks it per
+    /// channel from the peer's `Aid` (see [`WireProfile::of_aid`]); the
+    /// connecting side's own `Aid` goes out in the codec's profile, which
+    /// every tractor version accepts.
+    pub profile: Option<WireProfile>,
 }
 
 impl Default for Config {
@@ -82,6 +87,7 @@ impl Default for Config {
             overrun: Overrun::Backpressure,
             strict: false,
             max_frame_len: crate::framing::DEFAULT_MAX_FRAME_LEN,
+            profile: None,
         }
     }
 }
@@ -121,7 +127,11 @@ impl<C: Codec> Peer<C> {
     /// A peer named `name` with a fresh uuid, no endpoints, default config.
     pub fn new(name: &str, codec: C) -> Self {
         Peer {
-            aid: Aid::new(name, crate::new_uuid()),
+            aid: Aid {
+                pid: Some(u64::from(std::process::id())),
+                is_registrar: Some(false),
+                ..Aid::new(name, crate::new_uuid())
+            },
             codec,
             endpoints: Arc::new(Endpoints::new()),
             config: Config::default(),
@@ -151,7 +161,26 @@ impl<C: Codec> Peer<C> {
         self.aid.uid()
     }
 
-    /// Runs the handshake on a connected transport and starts the channel.
+    /// Marks this peer as a registrar (or not) in its `Aid`
+    /// (`is_registrar`, sent under the [`Head`](WireProfile::Head)
+    /// profile). [`Registrar::serve`](crate::registry::Registrar::serve)
+    /// sets it; a tractor HEAD actor probing a registry address treats any
+    /// peer that does not say `false` as a registrar.
+    pub fn is_registrar(mut self, yes: bool) -> Self {
+        self.aid.is_registrar = Some(yes);
+        self
+    }
+
+    /// This peer's `Aid`.
+    pub fn aid_ref(&self) -> &Aid {
+        &self.aid
+    }
+
+    /// The connecting side of the handshake: sends our `Aid` (in the
+    /// configured profile, else the codec's), reads the peer's, and starts
+    /// the channel. Any connected transport works, including the accepting
+    /// end of a connection; [`accept`](Self::accept) is the better choice
+    /// there, as it answers in the peer's own profile.
     ///
     /// For TCP, set `TCP_NODELAY` on the stream first (as
     /// [`connect_tcp`](Self::connect_tcp) does): with Nagle's algorithm,
@@ -163,22 +192,51 @@ impl<C: Codec> Peer<C> {
     where
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
+        self.handshake(io, false).await
+    }
+
+    /// The accepting side of the handshake: reads the peer's `Aid` first
+    /// and, unless [`Config::profile`] fixes one, answers in the peer's
+    /// wire profile (a tractor HEAD peer gets HEAD's `Aid` with
+    /// `is_registrar`, a 978691c6 peer the short one). A registry probe
+    /// (`is_probe`) gets our `Aid` and a closed connection
+    /// ([`PeerError::Probed`]).
+    ///
+    /// # Errors
+    /// A [`PeerError`] if the peer does not send its `Aid` in time.
+    pub async fn accept<IO>(&self, io: IO) -> Result<Channel<C>, PeerError>
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        self.handshake(io, true).await
+    }
+
+    async fn handshake<IO>(&self, io: IO, listen_first: bool) -> Result<Channel<C>, PeerError>
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
         let (read, write) = tokio::io::split(io);
         let framing = FramingLayer::builder()
             .max_frame_len(self.config.max_frame_len)
             .new_layer();
         let (writer, _writer_task) = Writer::spawn(write, framing.codec(), self.config.queue);
         let mut frames = FramedRead::new(read, framing.codec());
-
-        let hello = self
-            .codec
-            .encode_to_bytes(&Msg::from(self.aid.clone()))
-            .map_err(|e| PeerError::Handshake(e.to_string()))?;
-        writer
-            .clone()
-            .oneshot(hello)
-            .await
-            .map_err(|e| PeerError::Handshake(e.to_string()))?;
+        let hello = |profile: WireProfile| {
+            self.codec
+                .for_profile(profile)
+                .encode_to_bytes(&Msg::from(self.aid.clone()))
+                .map_err(|e| PeerError::Handshake(e.to_string()))
+        };
+        let mut sent = None;
+        if !listen_first {
+            let profile = self.config.profile.unwrap_or(self.codec.wire_profile());
+            writer
+                .clone()
+                .oneshot(hello(profile)?)
+                .await
+                .map_err(|e| PeerError::Handshake(e.to_string()))?;
+            sent = Some(profile);
+        }
         let timeout = self.config.handshake_timeout;
         let first = tokio::time::timeout(timeout, frames.next())
             .await
@@ -187,9 +245,8 @@ impl<C: Codec> Peer<C> {
             Some(frame) => frame?,
             None => return Err(PeerError::Handshake("end of stream".into())),
         };
-        let peer = match self.codec.decode(body) {
-            Ok(Msg::Aid(aid)) if aid.is_probe => return Err(PeerError::Probed(aid.uid())),
-            Ok(Msg::Aid(aid)) => aid.uid(),
+        let peer_aid = match self.codec.decode(body) {
+            Ok(Msg::Aid(aid)) => *aid,
             Ok(other) => {
                 return Err(PeerError::Handshake(format!(
                     "a `{}` message",
@@ -198,25 +255,42 @@ impl<C: Codec> Peer<C> {
             }
             Err(e) => return Err(PeerError::Handshake(e.to_string())),
         };
-        tracing::debug!(peer = %peer, me = %self.aid.name, "handshake done");
+        let profile = self
+            .config
+            .profile
+            .unwrap_or_else(|| WireProfile::of_aid(&peer_aid));
+        if sent.is_none() {
+            writer
+                .clone()
+                .oneshot(hello(profile)?)
+                .await
+                .map_err(|e| PeerError::Handshake(e.to_string()))?;
+        }
+        if peer_aid.is_probe {
+            return Err(PeerError::Probed(peer_aid.uid()));
+        }
+        let peer = peer_aid.uid();
+        let codec = self.codec.for_profile(profile);
+        tracing::debug!(peer = %peer, me = %self.aid.name, ?profile, "handshake done");
 
         let specs = PayloadSpecs::new(PldSpec::<C>::any());
         let enforce = EnforceMsgTypeLayer::new().peer(peer.clone());
         let send = BoxCloneSyncService::new(
             ServiceBuilder::new()
                 .layer(
-                    ValidatePayloadLayer::new(self.codec.clone(), specs.clone())
+                    ValidatePayloadLayer::new(codec.clone(), specs.clone())
                         .strict(self.config.strict),
                 )
                 .layer(enforce.clone())
-                .layer(CodecLayer::new(self.codec.clone()))
+                .layer(CodecLayer::new(codec.clone()))
                 .service(writer),
         );
         let (orphan_tx, orphans) = mpsc::channel(64);
         let shared = Arc::new(Shared::new(
-            self.codec.clone(),
+            codec.clone(),
             self.uid(),
             peer.clone(),
+            profile,
             send,
             specs.clone(),
             self.endpoints.clone(),
@@ -225,11 +299,11 @@ impl<C: Codec> Peer<C> {
             orphan_tx,
         ));
         let receive = ServiceBuilder::new()
-            .layer(CodecLayer::new(self.codec.clone()).peer(peer.clone()))
+            .layer(CodecLayer::new(codec.clone()).peer(peer.clone()))
             .layer(enforce)
-            .layer(ValidatePayloadLayer::new(self.codec.clone(), specs).peer(peer.clone()))
+            .layer(ValidatePayloadLayer::new(codec.clone(), specs).peer(peer.clone()))
             .service(Router::new(shared.clone()));
-        let span = tracing::debug_span!("channel", peer = %peer.name, me = %self.aid.name, codec = self.codec.name());
+        let span = tracing::debug_span!("channel", peer = %peer.name, me = %self.aid.name, codec = codec.name());
         let reader_shared = shared.clone();
         let reader = tokio::spawn(tracing::Instrument::instrument(
             async move {
@@ -244,6 +318,7 @@ impl<C: Codec> Peer<C> {
         ));
         Ok(Channel {
             shared,
+            peer_aid,
             reader,
             orphans: Mutex::new(orphans),
         })
@@ -276,11 +351,35 @@ impl<C: Codec> Peer<C> {
     }
 }
 
+impl<C: Codec> Peer<C> {
+    /// Connects to a SCIPP address (TCP `[host, port]` or a Unix socket)
+    /// and runs the handshake.
+    ///
+    /// # Errors
+    /// Connection or handshake failures.
+    pub async fn connect_addr(&self, addr: &Addr) -> Result<Channel<C>, PeerError> {
+        match addr {
+            Addr::Tcp { host, port } => self.connect_tcp((host.as_str(), *port)).await,
+            #[cfg(unix)]
+            Addr::Uds { dir, file } => {
+                self.connect_unix(std::path::Path::new(dir).join(file))
+                    .await
+            }
+            #[cfg(not(unix))]
+            Addr::Uds { .. } => Err(PeerError::Io(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "Unix sockets are not supported here",
+            ))),
+        }
+    }
+}
+
 /// One connection to a peer, with its stack running.
 ///
 /// Dropping it stops reading (open contexts then see `TransportClosed`).
 pub struct Channel<C> {
     shared: Arc<Shared<C>>,
+    peer_aid: Aid,
     reader: tokio::task::JoinHandle<()>,
     orphans: Mutex<mpsc::Receiver<Orphan>>,
 }
@@ -304,6 +403,18 @@ impl<C: Codec> Channel<C> {
     /// The peer's uid (from its `Aid`).
     pub fn peer(&self) -> &Uid {
         &self.shared.peer
+    }
+
+    /// The peer's `Aid` as it sent it (HEAD peers add `pid` and
+    /// `is_registrar`).
+    pub fn peer_aid(&self) -> &Aid {
+        &self.peer_aid
+    }
+
+    /// The wire profile of this channel: the configured one, else the
+    /// peer's (from its `Aid`).
+    pub fn profile(&self) -> WireProfile {
+        self.shared.profile
     }
 
     /// Starts opening a context on the peer's endpoint `ns:func`.

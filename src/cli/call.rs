@@ -5,12 +5,14 @@ use super::serve::{is_unix_path, CodecName};
 use super::{render, CliError};
 use scipp::context::ContextError;
 use scipp::peer::{Channel, Peer};
+use scipp::registry::RegistryClient;
 use scipp::{CborCodec, Codec, MsgpackCodec, ProtobufCodec};
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct CallArgs {
-    /// The peer: `HOST:PORT` or a Unix socket path.
+    /// The peer: `HOST:PORT`, a Unix socket path, or with `--registry`
+    /// the actor's name.
     addr: String,
     /// The endpoint, `NS:FUNC` (e.g. `scipp_peer:echo`).
     target: String,
@@ -35,6 +37,10 @@ pub(crate) struct CallArgs {
     /// Print JSON lines instead of text.
     #[arg(long)]
     json: bool,
+    /// Find the peer by name through the registrar at `ADDR` (tractor's
+    /// `find_actor`); the first argument is then the actor's name.
+    #[arg(long, value_name = "ADDR")]
+    registry: Option<String>,
 }
 
 pub(crate) fn run(args: CallArgs) -> Result<(), CliError> {
@@ -87,6 +93,26 @@ async fn connect<C: Codec>(peer: &Peer<C>, addr: &str) -> Result<Channel<C>, Cli
         peer.connect_tcp(addr).await
     };
     chan.map_err(|e| format!("cannot reach {addr}: {e}").into())
+}
+
+/// Asks the registrar at `registry` where `name` is, and connects there.
+async fn connect_by_name<C: Codec>(
+    peer: &Peer<C>,
+    registry: &str,
+    name: &str,
+) -> Result<Channel<C>, CliError> {
+    let registrar = connect(peer, registry).await?;
+    let found = RegistryClient::new(registrar)
+        .find(name)
+        .await
+        .map_err(|e| format!("registry {registry}: {e}"))?;
+    let addr = found
+        .first()
+        .ok_or_else(|| format!("registry {registry}: no actor named {name:?} is registered"))?;
+    tracing::info!("{name} is at {addr}");
+    peer.connect_addr(addr)
+        .await
+        .map_err(|e| format!("cannot reach {name} at {addr}: {e}").into())
 }
 
 struct Out {
@@ -166,7 +192,13 @@ async fn call<C: Codec>(
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(args.timeout.max(0.001));
     let timed_out = || -> CliError { format!("timed out after {} s", args.timeout).into() };
     let peer = Peer::new(&args.name, codec);
-    let chan = tokio::time::timeout_at(deadline, connect(&peer, &args.addr))
+    let reach = async {
+        match &args.registry {
+            Some(registry) => connect_by_name(&peer, registry, &args.addr).await,
+            None => connect(&peer, &args.addr).await,
+        }
+    };
+    let chan = tokio::time::timeout_at(deadline, reach)
         .await
         .map_err(|_| timed_out())??;
     if args.rpc {

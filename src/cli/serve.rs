@@ -2,10 +2,13 @@
 //! Unix socket, as tractor's `scipp_peer` actor of the transcripts does.
 
 use super::CliError;
+use scipp::msg::Addr;
 use scipp::peer::Peer;
+use scipp::registry::{Registrar, RegistryClient};
 use scipp::{examples, CborCodec, Codec, MsgpackCodec, ProtobufCodec};
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Which codec a channel speaks.
@@ -30,6 +33,14 @@ pub(crate) struct ServeArgs {
     /// The codec to speak.
     #[arg(long, value_enum, default_value = "msgpack")]
     codec: CodecName,
+    /// Register with the tractor registrar at `ADDR` on start (as
+    /// `self:register_actor`), unregister on exit.
+    #[arg(long, value_name = "ADDR", conflicts_with = "registrar")]
+    registry: Option<String>,
+    /// Be a registrar: serve the `self:*` registry RPCs to scipp peers and
+    /// tractor actors, and say `is_registrar` in our `Aid`.
+    #[arg(long)]
+    registrar: bool,
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
@@ -52,14 +63,43 @@ pub(crate) fn is_unix_path(addr: &str) -> bool {
 }
 
 async fn serve<C: Codec>(codec: C, args: &ServeArgs) -> Result<(), CliError> {
-    let peer = Arc::new(Peer::new(&args.name, codec).endpoints(examples::scipp_peer()));
+    let mut endpoints = examples::scipp_peer();
+    let registrar = args.registrar.then(Registrar::new);
+    if let Some(registrar) = &registrar {
+        registrar.install(&mut endpoints);
+    }
+    let peer = Peer::new(&args.name, codec)
+        .endpoints(endpoints)
+        .is_registrar(args.registrar);
     let stop = CancellationToken::new();
     let listener = Listener::bind(&args.listen).await?;
     // Handlers first: a signal right after the line below must not kill us.
     let shutdown = shutdown_signal()?;
     tokio::pin!(shutdown);
+    let here = listener.addr()?;
     out!("listening on {}", listener.local_addr());
+    if let Some(registrar) = &registrar {
+        // tractor's registrar lists itself
+        registrar.register(peer.uid(), here.clone());
+        out!("registrar: serving the registry RPCs");
+    }
+    let registration = match &args.registry {
+        Some(registry) => {
+            let addr: Addr = registry.parse().map_err(|e| format!("--registry: {e}"))?;
+            let client = RegistryClient::connect(&peer, &addr)
+                .await
+                .map_err(|e| format!("registry {registry}: {e}"))?;
+            let registration = client
+                .register_peer(&peer, &here)
+                .await
+                .map_err(|e| format!("registry {registry}: {e}"))?;
+            out!("registered as {} with {registry}", args.name);
+            Some(registration)
+        }
+        None => None,
+    };
     std::io::stdout().flush()?;
+    let peer = Arc::new(peer);
     loop {
         tokio::select! {
             accepted = listener.accept(&peer, &stop) => accepted?,
@@ -74,6 +114,13 @@ async fn serve<C: Codec>(codec: C, args: &ServeArgs) -> Result<(), CliError> {
         }
     }
     listener.cleanup();
+    if let Some(registration) = registration {
+        match tokio::time::timeout(Duration::from_secs(5), registration.unregister()).await {
+            Ok(Ok(())) => eprintln!("unregistered"),
+            Ok(Err(e)) => eprintln!("unregister: {e}"),
+            Err(_) => eprintln!("unregister: no answer within 5 s"),
+        }
+    }
     Ok(())
 }
 
@@ -125,6 +172,33 @@ impl Listener {
         Ok(Listener::Tcp(l))
     }
 
+    /// Where peers reach us, as registry entries name it.
+    fn addr(&self) -> Result<Addr, CliError> {
+        Ok(match self {
+            Listener::Tcp(l) => {
+                let a = l.local_addr()?;
+                Addr::Tcp {
+                    host: a.ip().to_string(),
+                    port: a.port(),
+                }
+            }
+            #[cfg(unix)]
+            Listener::Unix(_, path) => {
+                let path = std::path::absolute(path)?;
+                Addr::Uds {
+                    dir: path
+                        .parent()
+                        .map(|d| d.display().to_string())
+                        .unwrap_or_default(),
+                    file: path
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                }
+            }
+        })
+    }
+
     fn local_addr(&self) -> String {
         match self {
             Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -169,7 +243,7 @@ where
     C: Codec,
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
-    match peer.channel(io).await {
+    match peer.accept(io).await {
         Ok(chan) => {
             tracing::info!("serving {} ({from})", chan.peer());
             tokio::select! {

@@ -88,4 +88,12 @@ impl Codec for MsgpackCodec {
     fn decode_payload<T: DeserializeOwned>(&self, raw: &RawPayload) -> Result<T, PayloadError> {
         rmp_serde::from_slice(raw.as_bytes()).map_err(|e| PayloadError::decode("msgpack", e))
     }
+
+    fn wire_profile(&self) -> WireProfile {
+        self.profile
+    }
+
+    fn for_profile(&self, profile: WireProfile) -> Self {
+        MsgpackCodec { profile }
+    }
 }

@@ -125,6 +125,11 @@ impl<C: Codec> ChildContext<C> {
         &self.core.shared.peer
     }
 
+    /// The channel's wire profile (the tractor version the parent speaks).
+    pub fn profile(&self) -> scipp_codecs::WireProfile {
+        self.core.shared.profile
+    }
+
     /// The channel's codec (to encode or decode payloads by hand).
     pub fn codec(&self) -> &C {
         &self.core.shared.codec
@@ -267,11 +272,12 @@ impl ChildRunner {
                 cid: cid.clone(),
                 pld,
             })),
-            Some(Err(e)) => Some(Msg::from(relay::pack(
+            Some(Err(e)) => Some(Msg::from(relay::pack_as(
                 &*e,
                 &shared.me,
                 Some(cid.clone()),
                 &self.place,
+                shared.profile,
             ))),
             // A cancelled plain RPC sends nothing (tractor).
             None if functype == FuncType::AsyncFunc => None,

@@ -1,7 +1,7 @@
 //! [`MsgTypeError`]: a message that breaks the protocol or its payload spec.
 
 use scipp_codecs::msg::{self, Cid, Msg, MsgKind, RawPayload, Uid};
-use scipp_codecs::DecodeError;
+use scipp_codecs::{DecodeError, WireProfile};
 use std::fmt;
 
 /// A message the peer sent (or we were about to send) that is not valid:
@@ -45,6 +45,7 @@ struct Inner {
     spec: Option<String>,
     field: Option<String>,
     value: Option<String>,
+    value_type: Option<&'static str>,
     detail: String,
     bad_msg: Option<Msg>,
     bad_msg_as_dict: Option<RawPayload>,
@@ -76,6 +77,7 @@ impl MsgTypeError {
             spec: None,
             field: None,
             value: None,
+            value_type: None,
             detail: String::new(),
             bad_msg: None,
             bad_msg_as_dict: None,
@@ -130,6 +132,13 @@ impl MsgTypeError {
         e.0.src_uid = peer.cloned();
         e.0.cid = msg.cid().cloned();
         e
+    }
+
+    /// Records the Python type name of the offending value (`str`, `int`,
+    /// ...), which tractor HEAD's wording shows.
+    pub(crate) fn with_value_type(mut self, name: &'static str) -> Self {
+        self.0.value_type = Some(name);
+        self
     }
 
     /// Marks this as found on the send side, before anything was written.
@@ -204,8 +213,21 @@ impl MsgTypeError {
     /// The message text exactly as tractor 978691c6 words it (what goes in
     /// the wire `Error.message`).
     pub fn tractor_message(&self) -> String {
+        self.tractor_message_as(WireProfile::V978691c6)
+    }
+
+    /// The message text as the given tractor version words it: HEAD
+    /// rewords payload errors
+    /// (``invalid `Started` msg payload\n\n'x'\n\nhas type <class 'str'>\n\nand does not match type-spec `Started.pld: int` ``).
+    pub fn tractor_message_as(&self, profile: WireProfile) -> String {
         let kind = self.kind_str();
         match self.0.problem {
+            Problem::Payload if profile == WireProfile::Head => format!(
+                "invalid `{kind}` msg payload\n\n{}\n\nhas type <class '{}'>\n\nand does not match type-spec `{kind}.pld: {}`",
+                self.0.value.as_deref().unwrap_or("<undecodable>"),
+                self.0.value_type.unwrap_or("object"),
+                self.0.spec.as_deref().unwrap_or("Any"),
+            ),
             Problem::Payload => format!(
                 "invalid `{kind}` msg payload\n\nvalue: `{}` does not match type-spec: `{kind}.pld: {}`",
                 self.0.value.as_deref().unwrap_or("<undecodable>"),
@@ -235,8 +257,13 @@ impl MsgTypeError {
     /// `_bad_msg` (or `_bad_msg_as_dict` if it did not decode), like
     /// tractor's `bad_started.json` capture.
     pub fn to_wire(&self, me: &Uid) -> msg::Error {
+        self.to_wire_as(me, WireProfile::V978691c6)
+    }
+
+    /// [`to_wire`](Self::to_wire), worded for the given tractor version.
+    pub fn to_wire_as(&self, me: &Uid, profile: WireProfile) -> msg::Error {
         let mut err = msg::Error::new(me.clone(), "MsgTypeError");
-        let message = self.tractor_message();
+        let message = self.tractor_message_as(profile);
         let indented = message.replace('\n', "\n  ");
         err.tb_str = format!("scipp_layers::payload::MsgTypeError: {indented}\n");
         err.message = Some(message);

@@ -42,6 +42,22 @@ pub(crate) fn python_repr(v: &rmpv::Value) -> String {
     }
 }
 
+/// The Python type name of a dynamic value, as `type(v).__name__` gives it.
+pub(crate) fn python_type(v: &rmpv::Value) -> &'static str {
+    use rmpv::Value as V;
+    match v {
+        V::Nil => "NoneType",
+        V::Boolean(_) => "bool",
+        V::Integer(_) => "int",
+        V::F32(_) | V::F64(_) => "float",
+        V::String(_) => "str",
+        V::Binary(_) => "bytes",
+        V::Array(_) => "list",
+        V::Map(_) => "dict",
+        V::Ext(..) => "msgspec.msgpack.Ext",
+    }
+}
+
 fn float(x: f64) -> String {
     if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e16 {
         format!("{x:.1}")

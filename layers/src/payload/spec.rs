@@ -1,7 +1,7 @@
 //! Payload specs: what type a context's `Started`/`Yield`/`Return`
 //! payloads must decode as.
 
-use super::{render::python_repr, MsgTypeError};
+use super::{render::python_repr, render::python_type, MsgTypeError};
 use scipp_codecs::msg::{Cid, Msg, RawPayload, Uid};
 use scipp_codecs::{Codec, PayloadError};
 use serde::de::DeserializeOwned;
@@ -113,11 +113,13 @@ impl<C: Codec> PldSpec<C> {
     pub fn validate(&self, codec: &C, msg: &Msg, peer: Option<&Uid>) -> Result<(), MsgTypeError> {
         let Some(pld) = msg.pld() else { return Ok(()) };
         self.check(codec, pld).map_err(|e| {
-            let value = codec
-                .decode_payload::<rmpv::Value>(pld)
-                .ok()
-                .map(|v| python_repr(&v));
-            MsgTypeError::payload(msg, &self.name, value, e, peer)
+            let value = codec.decode_payload::<rmpv::Value>(pld).ok();
+            let repr = value.as_ref().map(python_repr);
+            let err = MsgTypeError::payload(msg, &self.name, repr, e, peer);
+            match value {
+                Some(v) => err.with_value_type(python_type(&v)),
+                None => err,
+            }
         })
     }
 }

@@ -11,6 +11,7 @@
 
 use crate::context::ContextError;
 use scipp_codecs::msg::{self, Cid, Uid};
+use scipp_codecs::WireProfile;
 use std::error::Error as StdError;
 use std::fmt;
 
@@ -210,6 +211,19 @@ impl StdError for Raise {}
 /// names the type, anything else is a `RuntimeError`. `tb_str` holds the
 /// whole error chain and where it was raised (`ns:func`).
 pub fn pack(err: &(dyn StdError + 'static), me: &Uid, cid: Option<Cid>, place: &str) -> msg::Error {
+    pack_as(err, me, cid, place, WireProfile::V978691c6)
+}
+
+/// [`pack`], with texts worded as the given tractor version words them
+/// (HEAD rewords payload errors, see
+/// [`MsgTypeError::tractor_message_as`](crate::MsgTypeError::tractor_message_as)).
+pub fn pack_as(
+    err: &(dyn StdError + 'static),
+    me: &Uid,
+    cid: Option<Cid>,
+    place: &str,
+    profile: WireProfile,
+) -> msg::Error {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
         let remote =
@@ -228,7 +242,7 @@ pub fn pack(err: &(dyn StdError + 'static), me: &Uid, cid: Option<Cid>, place: &
             }
         });
         if let Some(mte) = mte {
-            let mut out = mte.to_wire(me);
+            let mut out = mte.to_wire_as(me, profile);
             if !mte.is_send_side() {
                 // Received, raised in the task, packed again on the way out:
                 // tractor's relay_path then names us twice (mte_c2s.json).

@@ -166,11 +166,13 @@ async fn on_start<C: Codec>(shared: Arc<Shared<C>>, start: msg::Start) -> Result
         .await;
     }
     if start.ns == "self" {
-        return match start.func.as_str() {
-            "_cancel_task" => cancel_task(shared, start).await,
-            "cancel" => cancel_actor(shared, start).await,
-            _ => refuse(&shared, &start, &place).await,
-        };
+        match start.func.as_str() {
+            "_cancel_task" => return cancel_task(shared, start).await,
+            "cancel" => return cancel_actor(shared, start).await,
+            // other runtime methods (the registry's) are endpoints under
+            // `self` when this peer serves them
+            _ => {}
+        }
     }
     let Some(endpoint) = shared.endpoints.get(&start.ns, &start.func) else {
         return refuse(&shared, &start, &place).await;

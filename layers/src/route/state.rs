@@ -7,6 +7,7 @@ use crate::payload::PayloadSpecs;
 use crate::relay::RemoteError;
 use crate::{BoxError, Inbound, MsgTypeError};
 use scipp_codecs::msg::{self, Cid, Msg, Uid};
+use scipp_codecs::WireProfile;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::mpsc;
@@ -83,6 +84,7 @@ pub(crate) struct Shared<C> {
     pub(crate) codec: C,
     pub(crate) me: Uid,
     pub(crate) peer: Uid,
+    pub(crate) profile: WireProfile,
     pub(crate) sender: SendStack,
     pub(crate) specs: PayloadSpecs<C>,
     pub(crate) endpoints: Arc<Endpoints<C>>,
@@ -100,6 +102,7 @@ impl<C> Shared<C> {
         codec: C,
         me: Uid,
         peer: Uid,
+        profile: WireProfile,
         sender: SendStack,
         specs: PayloadSpecs<C>,
         endpoints: Arc<Endpoints<C>>,
@@ -111,6 +114,7 @@ impl<C> Shared<C> {
             codec,
             me,
             peer,
+            profile,
             sender,
             specs,
             endpoints,
