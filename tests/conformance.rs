@@ -10,7 +10,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use scipp::msg::*;
 use scipp::sample::{self, Reading};
-use scipp::{CborCodec, Codec, MsgpackCodec, ProtobufCodec, WireProfile};
+use scipp::{CborCodec, Codec, DecodeErrorKind, MsgpackCodec, ProtobufCodec, WireProfile};
 use serde::{Deserialize, Serialize};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -319,6 +319,52 @@ macro_rules! conformance {
             }
 
             #[test]
+            fn a_deeply_nested_payload_is_an_error_not_a_stack_overflow() {
+                // 100 000 levels of one-element arrays: 100 KB on the wire
+                let codec = codec();
+                let name = codec.name();
+                let shallow = nested_payload(name, 200);
+                assert!(codec.decode_payload::<rmpv::Value>(&shallow).is_ok());
+                let pld = nested_payload(name, 100_000);
+                let msg = Msg::Yield(Yield { cid: Cid::from(sample::CID), pld });
+                let frame = codec.encode_to_bytes(&msg).unwrap();
+                // the envelope is walked without recursion; it may refuse
+                // the depth itself (CBOR does, past 1024 levels)
+                let y = match codec.decode(frame) {
+                    Ok(Msg::Yield(y)) => y,
+                    Ok(other) => panic!("{other:?}"),
+                    Err(e) => return assert_eq!(e.kind(), &DecodeErrorKind::TooDeep),
+                };
+                // a Tokio worker's stack size
+                let decoded = std::thread::Builder::new()
+                    .stack_size(2 << 20)
+                    .spawn(move || codec.decode_payload::<rmpv::Value>(&y.pld).map(drop))
+                    .unwrap()
+                    .join()
+                    .expect("no stack overflow");
+                assert!(decoded.is_err());
+            }
+
+            #[test]
+            fn a_payload_claiming_a_huge_array_allocates_nothing_big() {
+                // what a peer can send: the claim inside a frame
+                let codec = codec();
+                let pld = huge_array_claim(codec.name());
+                let msg = Msg::Yield(Yield { cid: Cid::from(sample::CID), pld });
+                let frame = codec.encode_to_bytes(&msg).unwrap();
+                let len = frame.len();
+                let (decoded, peak) = peak_during(|| codec.decode(frame));
+                assert!(peak <= alloc_bound(len), "{peak}");
+                let Ok(Msg::Yield(y)) = decoded else { return };
+                let (res, peak) = peak_during(|| codec.decode_payload::<rmpv::Value>(&y.pld));
+                assert!(res.is_err());
+                assert!(peak <= alloc_bound(len), "{peak}");
+                let (res, peak) = peak_during(|| codec.decode_payload::<Vec<u64>>(&y.pld));
+                assert!(res.is_err());
+                assert!(peak <= alloc_bound(len), "{peak}");
+            }
+
+            #[test]
             fn empty_and_garbage_frames_are_errors() {
                 let codec = codec();
                 assert!(codec.decode(Bytes::new()).is_err());
@@ -376,6 +422,28 @@ macro_rules! conformance {
 conformance!(msgpack, MsgpackCodec::with_profile(WireProfile::Head));
 conformance!(cbor, CborCodec::new());
 conformance!(protobuf, ProtobufCodec::new());
+
+/// `depth` nested one-element arrays around a nil, in the codec's payload
+/// format (protobuf carries msgpack payloads).
+fn nested_payload(codec: &str, depth: usize) -> RawPayload {
+    let (open, nil) = match codec {
+        "cbor" => (0x81, 0xf6),
+        _ => (0x91, 0xc0),
+    };
+    let mut bytes = vec![open; depth];
+    bytes.push(nil);
+    RawPayload::from(bytes)
+}
+
+/// An array header claiming 2^32 - 1 elements, followed by three.
+fn huge_array_claim(codec: &str) -> RawPayload {
+    let mut bytes = match codec {
+        "cbor" => vec![0x9a, 0xff, 0xff, 0xff, 0xff],
+        _ => vec![0xdd, 0xff, 0xff, 0xff, 0xff],
+    };
+    bytes.extend_from_slice(&[1, 2, 3]);
+    RawPayload::from(bytes)
+}
 
 #[test]
 fn msgpack_claims_of_huge_collections_allocate_nothing_big() {

@@ -68,6 +68,14 @@ pub mod msgpack;
 #[cfg(feature = "protobuf")]
 pub mod protobuf;
 
+/// How deeply arrays and maps may nest inside a payload before decoding it
+/// fails: 256 levels. Real payloads nest a handful of levels; the bound
+/// keeps a hostile payload (a few bytes per level) from overflowing the
+/// decoding thread's stack, which with serde's recursive decoders happens
+/// near 500 levels on a 2 MiB Tokio worker stack in a debug build. The
+/// CBOR codec uses ciborium's bound, also 256.
+pub const DEFAULT_MAX_DEPTH: u16 = 256;
+
 pub use codec::{Codec, DecodeError, DecodeErrorKind, EncodeError, PayloadError};
 
 /// Which tractor version's wire a codec writes.

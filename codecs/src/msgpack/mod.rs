@@ -9,6 +9,11 @@
 mod reader;
 mod writer;
 
+/// See `Reader::check_one_value`.
+pub(crate) fn check_one_value(bytes: &Bytes) -> Result<(), DecodeError> {
+    reader::Reader::check_one_value(bytes)
+}
+
 use crate::codec::{Codec, DecodeError, EncodeError, PayloadError};
 use crate::envelope::{self, encode::AidFields};
 use crate::msg::{Msg, RawPayload};
@@ -34,15 +39,43 @@ use serde::{de::DeserializeOwned, Serialize};
 /// #     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 /// # }
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MsgpackCodec {
     profile: WireProfile,
+    max_depth: u16,
+}
+
+impl Default for MsgpackCodec {
+    fn default() -> Self {
+        MsgpackCodec {
+            profile: WireProfile::default(),
+            max_depth: crate::DEFAULT_MAX_DEPTH,
+        }
+    }
 }
 
 impl MsgpackCodec {
-    /// The codec with the default [`WireProfile`].
+    /// The codec with the default [`WireProfile`] and payload nesting
+    /// bound ([`DEFAULT_MAX_DEPTH`](crate::DEFAULT_MAX_DEPTH)).
     pub fn new() -> Self {
         MsgpackCodec::default()
+    }
+
+    /// Bounds how deeply nested arrays and maps inside a payload may be
+    /// when it is decoded (the envelope itself is walked without
+    /// recursion). Deeper payloads fail to decode with a typed error
+    /// instead of exhausting the stack of the decoding thread.
+    ///
+    /// ```
+    /// use scipp_codecs::{msgpack::MsgpackCodec, msg::RawPayload, Codec};
+    /// let codec = MsgpackCodec::new().max_depth(2);
+    /// let nested = RawPayload::from(vec![0x91, 0x91, 0x91, 0xc0]); // [[[None]]]
+    /// assert!(codec.decode_payload::<rmpv::Value>(&nested).is_err());
+    /// assert!(MsgpackCodec::new().decode_payload::<rmpv::Value>(&nested).is_ok());
+    /// ```
+    pub fn max_depth(mut self, depth: u16) -> Self {
+        self.max_depth = depth;
+        self
     }
 
     /// The codec writing the given tractor version's wire.
@@ -53,7 +86,10 @@ impl MsgpackCodec {
     /// assert_eq!(codec.profile(), WireProfile::Head);
     /// ```
     pub fn with_profile(profile: WireProfile) -> Self {
-        MsgpackCodec { profile }
+        MsgpackCodec {
+            profile,
+            ..MsgpackCodec::default()
+        }
     }
 
     /// The profile used for encoding (decoding accepts both).
@@ -86,7 +122,9 @@ impl Codec for MsgpackCodec {
     }
 
     fn decode_payload<T: DeserializeOwned>(&self, raw: &RawPayload) -> Result<T, PayloadError> {
-        rmp_serde::from_slice(raw.as_bytes()).map_err(|e| PayloadError::decode("msgpack", e))
+        let mut de = rmp_serde::Deserializer::from_read_ref(raw.as_bytes());
+        de.set_max_depth(usize::from(self.max_depth));
+        serde::Deserialize::deserialize(&mut de).map_err(|e| PayloadError::decode("msgpack", e))
     }
 
     fn wire_profile(&self) -> WireProfile {
@@ -94,6 +132,6 @@ impl Codec for MsgpackCodec {
     }
 
     fn for_profile(&self, profile: WireProfile) -> Self {
-        MsgpackCodec { profile }
+        MsgpackCodec { profile, ..*self }
     }
 }

@@ -40,6 +40,21 @@ impl<'a> Reader<'a> {
         Reader { frame, pos: 0 }
     }
 
+    /// Checks that `bytes` hold exactly one well-formed value whose claimed
+    /// counts fit in them: what the envelope checks of an inline payload,
+    /// for codecs that carry msgpack payloads as opaque bytes (protobuf).
+    pub(crate) fn check_one_value(bytes: &Bytes) -> Result<()> {
+        let mut r = Reader::new(bytes);
+        envelope::Read::raw_value(&mut r)?;
+        if r.remaining() != 0 {
+            return Err(DecodeError::new(DecodeErrorKind::Malformed(format!(
+                "{} bytes after the payload value",
+                r.remaining()
+            ))));
+        }
+        Ok(())
+    }
+
     fn remaining(&self) -> usize {
         self.frame.len() - self.pos
     }

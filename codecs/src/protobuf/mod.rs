@@ -224,13 +224,14 @@ fn uid_from(u: Option<schema::Uid>, field: &str) -> Result<Uid, DecodeError> {
         .ok_or_else(|| missing(field))
 }
 
-/// A payload field: one encoded value, so never empty.
+/// A payload field: one well-formed msgpack value (checked as the msgpack
+/// envelope checks inline payloads: claimed counts must fit the bytes).
 fn raw_from(b: Bytes, field: &str) -> Result<RawPayload, DecodeError> {
     if b.is_empty() {
-        Err(missing(field))
-    } else {
-        Ok(RawPayload::new(b))
+        return Err(missing(field));
     }
+    crate::msgpack::check_one_value(&b).map_err(|e| e.within(field))?;
+    Ok(RawPayload::new(b))
 }
 
 fn addr_from(a: schema::Addr) -> Result<msg::Addr, DecodeError> {
