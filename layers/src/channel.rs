@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedWrite;
-use tokio_util::sync::PollSender;
+use tokio_util::sync::{CancellationToken, PollSender};
 use tower::{Service, ServiceExt};
 
 /// Why a channel's read loop ended.
@@ -118,17 +118,50 @@ impl Writer {
     where
         W: AsyncWrite + Send + Unpin + 'static,
     {
+        Self::spawn_until(io, codec, queue, CancellationToken::new())
+    }
+
+    /// Like [`spawn`](Self::spawn), and the task also ends when `shutdown`
+    /// is cancelled: it writes what is already queued (for at most
+    /// [`SHUTDOWN_GRACE`]; a peer that stops reading does not hold it
+    /// up), then shuts the transport down, so the peer sees the
+    /// connection close. A channel does this when its read side ends.
+    pub fn spawn_until<W>(
+        io: W,
+        codec: FrameCodec,
+        queue: usize,
+        shutdown: CancellationToken,
+    ) -> (Writer, tokio::task::JoinHandle<Result<(), FrameError>>)
+    where
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
         let (tx, mut rx) = mpsc::channel::<Bytes>(queue.max(1));
         let task = tokio::spawn(async move {
             let mut sink = FramedWrite::new(io, codec);
-            while let Some(first) = rx.recv().await {
+            loop {
+                let first = tokio::select! {
+                    biased;
+                    first = rx.recv() => first,
+                    () = shutdown.cancelled() => break,
+                };
+                let Some(first) = first else {
+                    return sink.close().await;
+                };
                 sink.feed(first).await?;
                 while let Ok(next) = rx.try_recv() {
                     sink.feed(next).await?;
                 }
                 sink.flush().await?;
             }
-            sink.close().await
+            let last_words = async {
+                while let Ok(next) = rx.try_recv() {
+                    sink.feed(next).await?;
+                }
+                sink.close().await
+            };
+            tokio::time::timeout(SHUTDOWN_GRACE, last_words)
+                .await
+                .unwrap_or(Ok(()))
         });
         (
             Writer {
@@ -138,6 +171,10 @@ impl Writer {
         )
     }
 }
+
+/// How long a shut-down [`Writer`] keeps writing what was queued before
+/// it drops the transport: 1 s.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Service<Bytes> for Writer {
     type Response = ();

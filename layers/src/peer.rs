@@ -70,8 +70,19 @@ pub struct Config {
     /// Validate every outgoing `Yield`/`Return` against the spec, not only
     /// `Started`: off.
     pub strict: bool,
-    /// Largest frame body accepted or sent.
+    /// Largest frame body accepted or sent: 16 MiB. A bigger length
+    /// prefix ends the channel with [`FrameError::TooLarge`] before
+    /// anything is allocated for it.
     pub max_frame_len: usize,
+    /// Open contexts per channel, both sides together: 4096. At the limit
+    /// a peer's `Start` is refused with an `Error` (the channel goes on)
+    /// and a local open fails with `ContextError::TooManyContexts`.
+    pub max_contexts: usize,
+    /// Close the channel when nothing arrives for this long: off (`None`),
+    /// as in tractor. Set it to detect half-open connections (a peer or
+    /// middlebox that vanished without a FIN); open contexts then end with
+    /// `TransportClosed` naming the timeout.
+    pub idle_timeout: Option<Duration>,
     /// The tractor version to speak: `None` (the default) picks it per
     /// channel from the peer's `Aid` (see [`WireProfile::of_aid`]); the
     /// connecting side's own `Aid` goes out in the codec's profile, which
@@ -87,6 +98,8 @@ impl Default for Config {
             overrun: Overrun::Backpressure,
             strict: false,
             max_frame_len: crate::framing::DEFAULT_MAX_FRAME_LEN,
+            max_contexts: 4096,
+            idle_timeout: None,
             profile: None,
         }
     }
@@ -219,7 +232,11 @@ impl<C: Codec> Peer<C> {
         let framing = FramingLayer::builder()
             .max_frame_len(self.config.max_frame_len)
             .new_layer();
-        let (writer, _writer_task) = Writer::spawn(write, framing.codec(), self.config.queue);
+        // cancelled when the read side ends: the writer then flushes and
+        // hangs up, so the peer sees the connection close
+        let closed = tokio_util::sync::CancellationToken::new();
+        let (writer, _writer_task) =
+            Writer::spawn_until(write, framing.codec(), self.config.queue, closed.clone());
         let mut frames = FramedRead::new(read, framing.codec());
         let hello = |profile: WireProfile| {
             self.codec
@@ -296,6 +313,8 @@ impl<C: Codec> Peer<C> {
             self.endpoints.clone(),
             self.config.overrun,
             self.config.queue,
+            self.config.max_contexts,
+            closed,
             orphan_tx,
         ));
         let receive = ServiceBuilder::new()
@@ -305,14 +324,19 @@ impl<C: Codec> Peer<C> {
             .service(Router::new(shared.clone()));
         let span = tracing::debug_span!("channel", peer = %peer.name, me = %self.aid.name, codec = codec.name());
         let reader_shared = shared.clone();
+        let idle = self.config.idle_timeout;
         let reader = tokio::spawn(tracing::Instrument::instrument(
             async move {
-                let out = channel::drive(frames, receive).await;
-                match &out {
-                    Ok(()) => tracing::debug!("peer closed the channel"),
-                    Err(e) => tracing::debug!("channel ended: {e}"),
-                }
-                reader_shared.on_transport_closed();
+                let out = match idle {
+                    None => channel::drive(frames, receive).await,
+                    Some(after) => channel::drive(idle_limited(frames, after), receive).await,
+                };
+                let reason = match &out {
+                    Ok(()) => "the peer closed the connection".to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                tracing::debug!("channel ended: {reason}");
+                reader_shared.on_transport_closed(reason);
             },
             span,
         ));
@@ -374,6 +398,21 @@ impl<C: Codec> Peer<C> {
     }
 }
 
+/// `frames`, ending with [`FrameError::Idle`] when none arrives for `after`.
+fn idle_limited<S>(frames: S, after: Duration) -> impl futures_util::Stream<Item = S::Item>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, FrameError>> + Unpin,
+{
+    futures_util::stream::unfold(Some(frames), move |frames| async move {
+        let mut frames = frames?;
+        match tokio::time::timeout(after, frames.next()).await {
+            Ok(Some(item)) => Some((item, Some(frames))),
+            Ok(None) => None,
+            Err(_) => Some((Err(FrameError::Idle { after }), None)),
+        }
+    })
+}
+
 /// One connection to a peer, with its stack running.
 ///
 /// Dropping it stops reading (open contexts then see `TransportClosed`).
@@ -395,7 +434,7 @@ impl<C> std::fmt::Debug for Channel<C> {
 impl<C> Drop for Channel<C> {
     fn drop(&mut self) {
         self.reader.abort();
-        self.shared.on_transport_closed();
+        self.shared.on_transport_closed("the channel was dropped");
     }
 }
 

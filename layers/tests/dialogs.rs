@@ -143,7 +143,7 @@ fn relay_peer(name: &str, next: Arc<Channel<C>>, func: &'static str) -> Peer<C> 
     Peer::new(name, MsgpackCodec::new()).endpoints(e)
 }
 
-async fn an_error_relayed_over_three_hops_keeps_its_origin(t: Transport) {
+async fn weakness_s7_3_an_error_relayed_over_three_hops_keeps_its_origin(t: Transport) {
     let mut e = Endpoints::<C>::new();
     e.context(
         "scipp_peer",
@@ -396,7 +396,7 @@ async fn parent_receiving_a_bad_yield(
     (got, ctx.result::<i64>().await)
 }
 
-async fn parent_side_mte_under_each_policy(t: Transport) {
+async fn weakness_s8_4_parent_side_mte_under_each_policy(t: Transport) {
     let (got, err) = parent_receiving_a_bad_yield(t, OnInvalid::FailFast).await;
     assert_eq!(got, vec![1]);
     match err {
@@ -487,7 +487,7 @@ macro_rules! over {
 
 macro_rules! every_scenario_over {
     ($($transport:ident => $which:ident),*) => {
-        $( over!($transport, $which: child_self_cancel_reaches_the_parent_as_context_cancelled, actor_cancel_cancels_every_task_and_tells_the_owner, an_error_relayed_over_three_hops_keeps_its_origin, backpressure_loses_nothing_with_a_tiny_queue, report_mode_drops_and_reports_each_overrun_like_tractor, parent_side_mte_under_each_policy, child_side_mte_under_each_policy); )*
+        $( over!($transport, $which: child_self_cancel_reaches_the_parent_as_context_cancelled, actor_cancel_cancels_every_task_and_tells_the_owner, weakness_s7_3_an_error_relayed_over_three_hops_keeps_its_origin, backpressure_loses_nothing_with_a_tiny_queue, report_mode_drops_and_reports_each_overrun_like_tractor, weakness_s8_4_parent_side_mte_under_each_policy, child_side_mte_under_each_policy); )*
     };
 }
 

@@ -47,7 +47,7 @@ async fn a_first_message_that_is_not_an_aid_is_refused() {
 }
 
 #[tokio::test]
-async fn an_error_without_a_cid_reaches_the_channel_owner() {
+async fn weakness_s5_1_an_error_without_a_cid_reaches_the_channel_owner() {
     let (ours, theirs) = tokio::io::duplex(4096);
     let peer = Peer::new("scipp_client", MsgpackCodec::new());
     let mut raw = FramingLayer::new().layer(theirs);

@@ -10,6 +10,7 @@ mod reader;
 mod writer;
 
 /// See `Reader::check_one_value`.
+#[cfg(feature = "protobuf")]
 pub(crate) fn check_one_value(bytes: &Bytes) -> Result<(), DecodeError> {
     reader::Reader::check_one_value(bytes)
 }

@@ -43,6 +43,7 @@ impl<'a> Reader<'a> {
     /// Checks that `bytes` hold exactly one well-formed value whose claimed
     /// counts fit in them: what the envelope checks of an inline payload,
     /// for codecs that carry msgpack payloads as opaque bytes (protobuf).
+    #[cfg(feature = "protobuf")]
     pub(crate) fn check_one_value(bytes: &Bytes) -> Result<()> {
         let mut r = Reader::new(bytes);
         envelope::Read::raw_value(&mut r)?;

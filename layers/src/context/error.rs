@@ -18,12 +18,22 @@ pub enum ContextError {
     /// A payload did not decode into the requested type.
     #[error(transparent)]
     Payload(#[from] PayloadError),
-    /// The channel's transport closed (EOF, reset) while the context was
-    /// open.
-    #[error("the channel to {peer} closed while the context was open")]
+    /// The channel's transport closed (EOF, reset, a bad frame, the idle
+    /// timeout) while the context was open. Every message received before
+    /// that was delivered first.
+    #[error("the channel to {peer} closed while the context was open: {reason}")]
     TransportClosed {
         /// The peer's name.
         peer: String,
+        /// Why the channel closed.
+        reason: String,
+    },
+    /// The channel already has as many open contexts as
+    /// `peer::Config::max_contexts` allows.
+    #[error("{limit} contexts are already open on this channel (Config::max_contexts)")]
+    TooManyContexts {
+        /// The limit.
+        limit: usize,
     },
     /// The peer has no such endpoint, or answered out of order.
     #[error("protocol: {0}")]

@@ -358,15 +358,26 @@ impl<C: Codec> Context<C> {
             .await
     }
 
-    /// Waits for the final `Return` (stream items still in flight are
-    /// dropped) and decodes it.
+    /// Waits for the final `Return` and decodes it. Stream items still
+    /// queued are dropped (with a warning naming how many): read the
+    /// stream first if they matter.
     ///
     /// # Errors
     /// The child's error (`ContextCancelled` included), an invalid
     /// `Return`, or a closed channel.
     pub async fn result<R: DeserializeOwned>(mut self) -> Result<R, ContextError> {
+        let mut unread = 0_usize;
         loop {
             if let Some(pld) = self.result.take() {
+                if unread > 0 {
+                    // tractor crashes here when the parent never opened a
+                    // stream (spec §5.4); we drop them, and say so
+                    tracing::warn!(
+                        cid = self.core.cid.as_str(),
+                        unread,
+                        "the context ended with stream items nobody read; dropped"
+                    );
+                }
                 return self.core.decode(&pld);
             }
             if self.finished {
@@ -381,7 +392,8 @@ impl<C: Codec> Context<C> {
                     self.finished = true;
                     return Err(RemoteError::from(*e).into());
                 }
-                Msg::Yield(_) | Msg::Stop(_) => {}
+                Msg::Yield(_) => unread += 1,
+                Msg::Stop(_) => {}
                 other => {
                     return Err(ContextError::Protocol(format!(
                         "unexpected {} while waiting for Return",
@@ -393,7 +405,9 @@ impl<C: Codec> Context<C> {
     }
 
     /// Cancels the remote task and waits, bounded, for its end. Its own
-    /// `ContextCancelled` (the ack of this request) is absorbed.
+    /// `ContextCancelled` (the ack of this request) is absorbed, and so are
+    /// `StreamOverrun` reports of our own sends that the child made before
+    /// it saw the cancel.
     ///
     /// # Errors
     /// Any other error the child sent, or a timeout.
@@ -410,7 +424,19 @@ impl<C: Codec> Context<C> {
                 Ok(Err(e)) => return Err(e),
                 Ok(Ok(Msg::Error(e))) => {
                     let err = RemoteError::from(*e);
-                    let ours = err.is_cancelled() && err.canceller() == Some(&self.core.shared.me);
+                    let me = &self.core.shared.me;
+                    if err.is_overrun() && err.wire().sender.as_ref() == Some(me) {
+                        // We overran the child before cancelling: its
+                        // reports are moot now. tractor means to absorb
+                        // these too, but its check compares `sender` with
+                        // the peer and never matches (spec §9).
+                        tracing::debug!(
+                            cid = self.core.cid.as_str(),
+                            "absorbed an overrun report after cancel"
+                        );
+                        continue;
+                    }
+                    let ours = err.is_cancelled() && err.canceller() == Some(me);
                     return if ours { Ok(()) } else { Err(err.into()) };
                 }
                 Ok(Ok(Msg::Return(_))) => return Ok(()), // it finished first

@@ -26,4 +26,12 @@ pub enum FrameError {
     /// The transport failed.
     #[error(transparent)]
     Io(#[from] io::Error),
+    /// Nothing arrived for longer than the channel's idle timeout
+    /// (`peer::Config::idle_timeout`): the peer is gone or a middlebox
+    /// dropped the connection without closing it.
+    #[error("no frame from the peer for {after:?} (idle timeout)")]
+    Idle {
+        /// The idle timeout.
+        after: std::time::Duration,
+    },
 }

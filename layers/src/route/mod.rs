@@ -20,7 +20,7 @@ pub(crate) mod state;
 pub use self::endpoint::{Call, Endpoints};
 pub use self::state::{Orphan, Overrun};
 
-use crate::context::ChildContext;
+use crate::context::{ChildContext, ContextError};
 use crate::relay::RemoteError;
 use crate::{BoxError, Inbound};
 use scipp_codecs::msg::{self, Cid, FuncType, Msg, StartAck};
@@ -177,17 +177,30 @@ async fn on_start<C: Codec>(shared: Arc<Shared<C>>, start: msg::Start) -> Result
     let Some(endpoint) = shared.endpoints.get(&start.ns, &start.func) else {
         return refuse(&shared, &start, &place).await;
     };
+
     let (functype, spec, service) = (
         endpoint.functype,
         endpoint.spec.clone(),
         endpoint.service.clone(),
     );
     shared.specs.set(start.cid.clone(), spec);
-    let (ctx, handle) =
-        match ChildContext::open(shared.clone(), start.cid.clone(), functype, place.clone()) {
-            Ok(opened) => opened,
-            Err(e) => return Err(e.into()),
-        };
+    let (ctx, handle) = match ChildContext::open(
+        shared.clone(),
+        start.cid.clone(),
+        functype,
+        place.clone(),
+    ) {
+        Ok(opened) => opened,
+        Err(ContextError::TooManyContexts { limit }) => {
+            shared.specs.remove(&start.cid);
+            tracing::warn!(peer = %shared.peer.name, limit, "refusing a Start: too many open contexts");
+            let why = format!(
+                "too many open contexts on this channel (limit {limit}); `{place}` was not started"
+            );
+            return refuse_with(&shared, &start, "RuntimeError", &why).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
     shared
         .send(Msg::StartAck(StartAck {
             cid: start.cid.clone(),

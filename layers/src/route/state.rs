@@ -90,7 +90,9 @@ pub(crate) struct Shared<C> {
     pub(crate) endpoints: Arc<Endpoints<C>>,
     pub(crate) overrun: Overrun,
     pub(crate) queue: usize,
+    pub(crate) max_contexts: usize,
     pub(crate) closed: CancellationToken,
+    close_reason: std::sync::OnceLock<String>,
     pub(crate) actor_cancel: CancellationToken,
     slots: Mutex<HashMap<Cid, Slot>>,
     orphans: mpsc::Sender<Orphan>,
@@ -108,6 +110,8 @@ impl<C> Shared<C> {
         endpoints: Arc<Endpoints<C>>,
         overrun: Overrun,
         queue: usize,
+        max_contexts: usize,
+        closed: CancellationToken,
         orphans: mpsc::Sender<Orphan>,
     ) -> Self {
         Shared {
@@ -120,7 +124,9 @@ impl<C> Shared<C> {
             endpoints,
             overrun,
             queue: queue.max(1),
-            closed: CancellationToken::new(),
+            max_contexts,
+            closed,
+            close_reason: std::sync::OnceLock::new(),
             actor_cancel: CancellationToken::new(),
             slots: Mutex::new(HashMap::new()),
             orphans,
@@ -135,7 +141,8 @@ impl<C> Shared<C> {
     /// Opens the queue of context `cid`.
     ///
     /// # Errors
-    /// `TransportClosed` when the channel is already closed.
+    /// `TransportClosed` when the channel is already closed,
+    /// `TooManyContexts` at the channel's limit.
     pub(crate) fn open_slot(
         &self,
         cid: &Cid,
@@ -144,8 +151,14 @@ impl<C> Shared<C> {
         if self.closed.is_cancelled() {
             return Err(self.transport_closed());
         }
+        let mut slots = self.slots();
+        if slots.len() >= self.max_contexts {
+            return Err(ContextError::TooManyContexts {
+                limit: self.max_contexts,
+            });
+        }
         let (tx, rx) = mpsc::channel(self.queue);
-        self.slots().insert(cid.clone(), Slot { tx, child });
+        slots.insert(cid.clone(), Slot { tx, child });
         Ok(rx)
     }
 
@@ -222,7 +235,10 @@ impl<C> Shared<C> {
 
     /// The transport is gone: every queue is closed (its context sees
     /// `TransportClosed`) and every endpoint task is cancelled.
-    pub(crate) fn on_transport_closed(&self) {
+    /// Closes every context: queued messages stay readable, then each
+    /// sees `TransportClosed` with `reason` (the first reason given wins).
+    pub(crate) fn on_transport_closed(&self, reason: impl Into<String>) {
+        let _ = self.close_reason.set(reason.into());
         self.closed.cancel();
         let slots: Vec<Slot> = self.slots().drain().map(|(_, s)| s).collect();
         for slot in slots {
@@ -235,6 +251,11 @@ impl<C> Shared<C> {
     pub(crate) fn transport_closed(&self) -> ContextError {
         ContextError::TransportClosed {
             peer: self.peer.name.clone(),
+            reason: self
+                .close_reason
+                .get()
+                .cloned()
+                .unwrap_or_else(|| "closed".to_owned()),
         }
     }
 
