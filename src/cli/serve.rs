@@ -3,8 +3,9 @@
 
 use super::CliError;
 use scipp::msg::Addr;
-use scipp::peer::Peer;
+use scipp::peer::{Config, Peer};
 use scipp::registry::{Registrar, RegistryClient};
+use scipp::route::Overrun;
 use scipp::{examples, CborCodec, Codec, MsgpackCodec, ProtobufCodec};
 use std::io::Write;
 use std::sync::Arc;
@@ -41,6 +42,54 @@ pub(crate) struct ServeArgs {
     /// tractor actors, and say `is_registrar` in our `Aid`.
     #[arg(long)]
     registrar: bool,
+    /// Seconds a new connection has to send its `Aid`.
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    handshake_timeout: f64,
+    /// Close a connection that sends nothing for this many seconds (off by
+    /// default, as in tractor).
+    #[arg(long, value_name = "S")]
+    idle_timeout: Option<f64>,
+    /// Messages queued per context before the overrun mode applies.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    queue: usize,
+    /// What a full context queue does: wait (backpressure) or drop and
+    /// report each message to the sender (tractor's default).
+    #[arg(long, value_enum, default_value = "backpressure")]
+    overrun: OverrunMode,
+    /// Open contexts allowed per connection.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    max_contexts: usize,
+}
+
+/// `--overrun`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum OverrunMode {
+    /// the sender waits
+    Backpressure,
+    /// drop and send a StreamOverrun error per message, as tractor does
+    Report,
+}
+
+impl ServeArgs {
+    fn config(&self) -> Result<Config, CliError> {
+        let secs = |name: &str, s: f64| {
+            Duration::try_from_secs_f64(s).map_err(|_| format!("{name}: {s} is not a duration"))
+        };
+        Ok(Config {
+            handshake_timeout: secs("--handshake-timeout", self.handshake_timeout)?,
+            idle_timeout: self
+                .idle_timeout
+                .map(|s| secs("--idle-timeout", s))
+                .transpose()?,
+            queue: self.queue.max(1),
+            overrun: match self.overrun {
+                OverrunMode::Backpressure => Overrun::Backpressure,
+                OverrunMode::Report => Overrun::Report,
+            },
+            max_contexts: self.max_contexts,
+            ..Config::default()
+        })
+    }
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
@@ -70,6 +119,7 @@ async fn serve<C: Codec>(codec: C, args: &ServeArgs) -> Result<(), CliError> {
     }
     let peer = Peer::new(&args.name, codec)
         .endpoints(endpoints)
+        .config(args.config()?)
         .is_registrar(args.registrar);
     let stop = CancellationToken::new();
     let listener = Listener::bind(&args.listen).await?;
