@@ -1,90 +1,305 @@
-//! Throughput over loopback TCP, in one run: a one-way `Yield(int)` stream
-//! and the context open → Started → Return rate through the full scipp
-//! stack, next to raw length-prefixed frames written and read with plain
-//! tokio + tokio-util (no decoding) — the machine's own ceiling.
+//! The throughput harness: scipp next to the machine's own limit, measured
+//! in the same run.
 //!
-//! `cargo bench --bench throughput` (add `-- --json` for JSON lines).
+//! - **one-way stream**: a child *process* streams `Yield`s of an int, a
+//!   ~200 B struct, 4 KiB and 64 KiB of bytes through the full default
+//!   stack (framing, codec, message-type enforcement, payload-spec
+//!   validation, routing, the context's policy) to this process, which
+//!   decodes each into its typed value; next to **raw**: the same frames
+//!   written by a child process with plain tokio + tokio-util framing and
+//!   read here as frames, nothing decoded. Over loopback TCP and a Unix
+//!   socket, msgpack; CBOR and protobuf over TCP.
+//! - **latency**: stream ping-pong (`send` → echoed `recv`) and context
+//!   open → `Started` → `Return`, p50 and p99, next to a raw ping-pong of
+//!   one frame.
+//! - **memory**: heap bytes per idle open context (10 000 of them, both
+//!   ends counted) and per queued message, from a counting allocator.
+//!
+//! ```sh
+//! cargo bench --bench throughput            # the table
+//! cargo bench --bench throughput -- --json  # JSON lines
+//! cargo test --bench throughput -- --smoke  # a few thousand messages, counts checked (CI)
+//! ```
+#![allow(unsafe_code)] // the counting global allocator
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use scipp::context::ChildContext;
 use scipp::framing::FramingLayer;
-use scipp::msg::{Cid, Msg, Yield};
+use scipp::msg::{Cid, Msg, RawPayload, Yield};
 use scipp::payload::PldSpec;
-use scipp::peer::Peer;
+use scipp::peer::{Config, Peer};
 use scipp::route::Endpoints;
-use scipp::{BoxError, Codec, MsgpackCodec};
-use std::collections::BTreeMap;
+use scipp::sample::Reading;
+use scipp::{BoxError, CborCodec, Codec, MsgpackCodec, ProtobufCodec};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tower::Layer;
 
-const STREAM_N: i64 = 200_000;
-const CONTEXTS_N: usize = 2_000;
+// ---- the counting allocator ----------------------------------------------------
 
-async fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (a, b) = tokio::join!(
-        listener.accept(),
-        TcpStream::connect(listener.local_addr().unwrap())
-    );
-    let (a, b) = (a.unwrap().0, b.unwrap());
-    a.set_nodelay(true).unwrap();
-    b.set_nodelay(true).unwrap();
-    (a, b)
-}
+/// Counts live heap bytes while [`COUNTING`] is on (off during the timed
+/// runs, so it costs them one relaxed load per allocation).
+struct Counting;
 
-/// Raw: the same Yield(int) frames, written in batches and read back as
-/// frames, nothing decoded.
-async fn raw_stream(n: i64) -> Duration {
-    let (a, b) = tcp_pair().await;
-    let codec = MsgpackCodec::new();
-    let frame = codec
-        .encode_to_bytes(&Msg::Yield(Yield {
-            cid: Cid::from(scipp::sample::CID),
-            pld: codec.encode_payload(&42i64).unwrap(),
-        }))
-        .unwrap();
-    let start = Instant::now();
-    let writer = tokio::spawn(async move {
-        let mut tx = FramingLayer::new().layer(a);
-        for _ in 0..n {
-            tx.feed(frame.clone()).await.unwrap();
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
         }
-        tx.flush().await.unwrap();
-        tx
-    });
-    let mut rx = FramingLayer::new().layer(b);
-    for _ in 0..n {
-        let f: Bytes = rx.next().await.unwrap().unwrap();
-        std::hint::black_box(f);
+        unsafe { System.alloc(layout) }
     }
-    let took = start.elapsed();
-    drop(writer.await.unwrap());
-    took
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        }
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
 }
 
-fn endpoints() -> Endpoints<MsgpackCodec> {
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+// ---- what is sent ----------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum Kind {
+    Int,
+    Struct,
+    Bytes4K,
+    Bytes64K,
+}
+
+const KINDS: [Kind; 4] = [Kind::Int, Kind::Struct, Kind::Bytes4K, Kind::Bytes64K];
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Int => "int",
+            Kind::Struct => "struct ~200 B",
+            Kind::Bytes4K => "bytes 4 KiB",
+            Kind::Bytes64K => "bytes 64 KiB",
+        }
+    }
+
+    /// Messages per timed run: about 0.3-1 s of raw time each.
+    fn count(self, smoke: bool) -> u64 {
+        match (self, smoke) {
+            (_, true) => 2_000,
+            (Kind::Int, false) => 1_000_000,
+            (Kind::Struct, false) => 300_000,
+            (Kind::Bytes4K, false) => 100_000,
+            (Kind::Bytes64K, false) => 10_000,
+        }
+    }
+
+    fn payload<C: Codec>(self, codec: &C) -> RawPayload {
+        match self {
+            Kind::Int => codec.encode_payload(&42i64),
+            Kind::Struct => codec.encode_payload(&Reading::sample()),
+            Kind::Bytes4K => codec.encode_payload(&ByteBuf::from(vec![7u8; 4096])),
+            Kind::Bytes64K => codec.encode_payload(&scipp::sample::blob_64k()),
+        }
+        .unwrap()
+    }
+
+    /// The `Yield` frame body scipp writes for one item.
+    fn frame<C: Codec>(self, codec: &C) -> Bytes {
+        codec
+            .encode_to_bytes(&Msg::Yield(Yield {
+                cid: Cid::from(scipp::sample::CID),
+                pld: self.payload(codec),
+            }))
+            .unwrap()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Tcp,
+    Unix,
+}
+
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Unix => "unix",
+        }
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+async fn connect(addr: &str) -> Box<dyn Io> {
+    if let Some(path) = addr.strip_prefix("unix:") {
+        Box::new(tokio::net::UnixStream::connect(path).await.unwrap())
+    } else {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        Box::new(tcp)
+    }
+}
+
+// ---- the child process -------------------------------------------------------------
+
+/// `--child scipp|raw CODEC TRANSPORT`: listen, print `ready ADDR`, serve
+/// until stdin closes.
+fn child(args: &[String]) {
+    let (role, codec, transport) = (args[0].as_str(), args[1].as_str(), args[2].as_str());
+    let rt = runtime();
+    rt.block_on(async {
+        let (listener, addr) = Listener::bind(transport).await;
+        println!("ready {addr}");
+        std::io::stdout().flush().unwrap();
+        let serving = async {
+            loop {
+                let io = listener.accept().await;
+                match (role, codec) {
+                    ("raw", c) => {
+                        let c = c.to_owned();
+                        tokio::spawn(async move {
+                            match c.as_str() {
+                                "cbor" => raw_serve(io, CborCodec::new()).await,
+                                "protobuf" => raw_serve(io, ProtobufCodec::new()).await,
+                                _ => raw_serve(io, MsgpackCodec::new()).await,
+                            }
+                        });
+                    }
+                    (_, "cbor") => serve_one(io, CborCodec::new()),
+                    (_, "protobuf") => serve_one(io, ProtobufCodec::new()),
+                    _ => serve_one(io, MsgpackCodec::new()),
+                }
+            }
+        };
+        let stdin_closed = tokio::task::spawn_blocking(|| {
+            let mut sink = String::new();
+            while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+        });
+        tokio::select! {
+            () = serving => {}
+            _ = stdin_closed => {}
+        }
+        listener.cleanup();
+    });
+}
+
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener, std::path::PathBuf),
+}
+
+impl Listener {
+    async fn bind(transport: &str) -> (Listener, String) {
+        if transport == "unix" {
+            let path =
+                std::env::temp_dir().join(format!("scipp-bench-{}.sock", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            let l = tokio::net::UnixListener::bind(&path).unwrap();
+            let addr = format!("unix:{}", path.display());
+            (Listener::Unix(l, path), addr)
+        } else {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap().to_string();
+            (Listener::Tcp(l), addr)
+        }
+    }
+
+    async fn accept(&self) -> Box<dyn Io> {
+        match self {
+            Listener::Tcp(l) => {
+                let (tcp, _) = l.accept().await.unwrap();
+                tcp.set_nodelay(true).unwrap();
+                Box::new(tcp)
+            }
+            Listener::Unix(l, _) => Box::new(l.accept().await.unwrap().0),
+        }
+    }
+
+    fn cleanup(&self) {
+        if let Listener::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// One streamed item, whatever its kind (serialized as the item itself).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Item {
+    Int(i64),
+    Struct(Reading),
+    Bytes(ByteBuf),
+}
+
+#[derive(Serialize, Deserialize)]
+struct StreamKwargs {
+    n: u64,
+    kind: Kind,
+}
+
+/// The scipp side of the child: `bench:stream`, `bench:echo`, `bench:ret`.
+fn bench_endpoints<C: Codec>() -> Endpoints<C> {
     let mut e = Endpoints::new();
     e.context(
         "bench",
-        "stream_n",
-        PldSpec::of::<i64>(),
-        |mut ctx: ChildContext<MsgpackCodec>, kw: BTreeMap<String, i64>| async move {
-            let n = kw["n"];
-            ctx.started(&n).await?;
-            for i in 0..n {
-                ctx.send(&i).await?;
+        "stream",
+        PldSpec::any(),
+        |mut ctx: ChildContext<C>, kw: StreamKwargs| async move {
+            // `Started` and `Return` carry an item too: the spec covers them
+            let item = match kw.kind {
+                Kind::Int => Item::Int(42),
+                Kind::Struct => Item::Struct(Reading::sample()),
+                Kind::Bytes4K => Item::Bytes(ByteBuf::from(vec![7u8; 4096])),
+                Kind::Bytes64K => Item::Bytes(scipp::sample::blob_64k()),
+            };
+            match &item {
+                Item::Int(v) => send_n(&mut ctx, kw.n, v).await?,
+                Item::Struct(v) => send_n(&mut ctx, kw.n, v).await?,
+                Item::Bytes(v) => send_n(&mut ctx, kw.n, v).await?,
             }
             ctx.close().await?;
+            Ok::<_, BoxError>(item)
+        },
+    );
+    e.context(
+        "bench",
+        "echo",
+        PldSpec::of::<i64>(),
+        |mut ctx: ChildContext<C>, _: serde::de::IgnoredAny| async move {
+            ctx.started(&0i64).await?;
+            let mut n = 0u64;
+            while let Some(v) = ctx.recv::<i64>().await? {
+                ctx.send(&v).await?;
+                n += 1;
+            }
             Ok::<_, BoxError>(n)
         },
     );
     e.context(
         "bench",
-        "noop",
+        "ret",
         PldSpec::any(),
-        |mut ctx: ChildContext<MsgpackCodec>, _: BTreeMap<String, i64>| async move {
+        |mut ctx: ChildContext<C>, _: serde::de::IgnoredAny| async move {
             ctx.started(&()).await?;
             Ok::<_, BoxError>(0)
         },
@@ -92,117 +307,473 @@ fn endpoints() -> Endpoints<MsgpackCodec> {
     e
 }
 
-async fn scipp_pair() -> scipp::peer::Channel<MsgpackCodec> {
-    let (a, b) = tcp_pair().await;
-    let server = Peer::new("bench_server", MsgpackCodec::new()).endpoints(endpoints());
-    let client = Peer::new("bench_client", MsgpackCodec::new());
-    let serve = tokio::spawn(async move {
-        let chan = server.channel(a).await.unwrap();
-        chan.closed().await;
-    });
-    let chan = client.channel(b).await.unwrap();
-    drop(serve);
-    chan
+async fn send_n<C: Codec, T: Serialize>(
+    ctx: &mut ChildContext<C>,
+    n: u64,
+    value: &T,
+) -> Result<(), BoxError> {
+    ctx.started(value).await?;
+    for _ in 0..n {
+        ctx.send(value).await?;
+    }
+    Ok(())
 }
 
-/// scipp: the child streams n Yield(int) through the whole stack; the
-/// parent decodes each into an i64.
-async fn scipp_stream(n: i64) -> Duration {
-    let chan = scipp_pair().await;
+fn serve_one<C: Codec>(io: Box<dyn Io>, codec: C) {
+    let peer = Peer::new("bench_server", codec)
+        .endpoints(bench_endpoints())
+        .config(big_config());
+    tokio::spawn(async move {
+        if let Ok(chan) = peer.accept(io).await {
+            chan.closed().await;
+        }
+    });
+}
+
+fn big_config() -> Config {
+    Config {
+        max_contexts: 20_000,
+        ..Config::default()
+    }
+}
+
+/// The raw side of the child: one request frame `[mode, kind, n u64 LE]`;
+/// mode 0 writes `n` copies of the kind's `Yield` frame (batched, one
+/// flush), mode 1 echoes every frame back.
+async fn raw_serve<C: Codec>(io: Box<dyn Io>, codec: C) {
+    let mut io = FramingLayer::new().layer(io);
+    let Some(Ok(req)) = io.next().await else {
+        return;
+    };
+    let kind = KINDS[usize::from(req[1])];
+    let n = u64::from_le_bytes(req[2..10].try_into().unwrap());
+    if req[0] == 0 {
+        let frame = kind.frame(&codec);
+        for _ in 0..n {
+            io.feed(frame.clone()).await.unwrap();
+        }
+        io.flush().await.unwrap();
+        // hold the connection until the reader has everything
+        let _ = io.next().await;
+    } else {
+        while let Some(Ok(f)) = io.next().await {
+            if io.send(f).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+// ---- the parent: measurements -------------------------------------------------------
+
+/// A child process serving `role` with `codec` on `transport`.
+struct ChildProc(Child, String);
+
+impl ChildProc {
+    fn spawn(role: &str, codec: &str, transport: Transport) -> ChildProc {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--child", role, codec, transport.name()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line.trim().strip_prefix("ready ").unwrap().to_owned();
+        ChildProc(child, addr)
+    }
+}
+
+impl Drop for ChildProc {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take()); // the child exits on EOF
+        let _ = self.0.wait();
+    }
+}
+
+fn raw_request(mode: u8, kind: Kind, n: u64) -> Bytes {
+    let mut req = vec![mode, KINDS.iter().position(|k| *k == kind).unwrap() as u8];
+    req.extend_from_slice(&n.to_le_bytes());
+    Bytes::from(req)
+}
+
+/// Raw: `n` frames from the child, read as frames.
+async fn raw_stream(addr: &str, kind: Kind, n: u64) -> Duration {
+    let mut io = FramingLayer::new().layer(connect(addr).await);
     let start = Instant::now();
-    let (mut ctx, first): (_, i64) = chan
-        .open_context("bench", "stream_n")
-        .kwargs(&BTreeMap::from([("n", n)]))
+    io.send(raw_request(0, kind, n)).await.unwrap();
+    let mut bytes = 0usize;
+    for _ in 0..n {
+        bytes += std::hint::black_box(io.next().await.unwrap().unwrap()).len();
+    }
+    let took = start.elapsed();
+    assert!(bytes > 0);
+    took
+}
+
+fn peer<C: Codec>(codec: C) -> Peer<C> {
+    Peer::new("bench_client", codec).config(big_config())
+}
+
+/// scipp: `n` typed items from the child's `bench:stream` endpoint.
+async fn scipp_stream<C: Codec>(codec: C, addr: &str, kind: Kind, n: u64) -> Duration {
+    let chan = peer(codec).channel(connect(addr).await).await.unwrap();
+    let kwargs = StreamKwargs { n, kind };
+    let start = Instant::now();
+    let got = match kind {
+        Kind::Int => receive_n::<C, i64>(&chan, &kwargs).await,
+        Kind::Struct => receive_n::<C, Reading>(&chan, &kwargs).await,
+        Kind::Bytes4K | Kind::Bytes64K => receive_n::<C, ByteBuf>(&chan, &kwargs).await,
+    };
+    let took = start.elapsed();
+    assert_eq!(got, n, "{kind:?}: every item arrives, once");
+    took
+}
+
+async fn receive_n<C: Codec, T: serde::de::DeserializeOwned + Send + 'static>(
+    chan: &scipp::peer::Channel<C>,
+    kwargs: &StreamKwargs,
+) -> u64 {
+    let (mut ctx, first): (_, T) = chan
+        .open_context("bench", "stream")
+        .kwargs(kwargs)
         .unwrap()
+        .spec(PldSpec::of::<T>())
+        .start()
+        .await
+        .unwrap();
+    std::hint::black_box(first);
+    let mut got = 0;
+    while let Some(v) = ctx.recv::<T>().await.unwrap() {
+        std::hint::black_box(v);
+        got += 1;
+    }
+    std::hint::black_box(ctx.result::<T>().await.unwrap());
+    got
+}
+
+/// Per-round-trip latencies, sorted.
+struct Latencies(Vec<Duration>);
+
+impl Latencies {
+    fn new(mut v: Vec<Duration>) -> Self {
+        v.sort();
+        Latencies(v)
+    }
+    fn pct(&self, p: f64) -> Duration {
+        let i = ((self.0.len() as f64 - 1.0) * p).round() as usize;
+        self.0[i]
+    }
+    fn us(&self, p: f64) -> f64 {
+        self.pct(p).as_secs_f64() * 1e6
+    }
+    fn rate(&self) -> f64 {
+        self.0.len() as f64 / self.0.iter().sum::<Duration>().as_secs_f64()
+    }
+}
+
+async fn raw_ping_pong(addr: &str, n: usize) -> Latencies {
+    let mut io = FramingLayer::new().layer(connect(addr).await);
+    io.send(raw_request(1, Kind::Int, 0)).await.unwrap();
+    let frame = Kind::Int.frame(&MsgpackCodec::new());
+    let mut lat = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        io.send(frame.clone()).await.unwrap();
+        io.next().await.unwrap().unwrap();
+        lat.push(t.elapsed());
+    }
+    Latencies::new(lat)
+}
+
+async fn scipp_ping_pong(addr: &str, n: usize) -> Latencies {
+    let chan = peer(MsgpackCodec::new())
+        .channel(connect(addr).await)
+        .await
+        .unwrap();
+    let (mut ctx, _): (_, i64) = chan
+        .open_context("bench", "echo")
         .spec(PldSpec::of::<i64>())
         .start()
         .await
         .unwrap();
-    assert_eq!(first, n);
-    let mut count = 0;
-    while let Some(v) = ctx.recv::<i64>().await.unwrap() {
-        std::hint::black_box(v);
-        count += 1;
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n as i64 {
+        let t = Instant::now();
+        ctx.send(&i).await.unwrap();
+        assert_eq!(ctx.recv::<i64>().await.unwrap(), Some(i));
+        lat.push(t.elapsed());
     }
-    assert_eq!(count, n);
-    assert_eq!(ctx.result::<i64>().await.unwrap(), n);
-    start.elapsed()
+    ctx.close().await.unwrap();
+    assert_eq!(ctx.result::<u64>().await.unwrap(), n as u64);
+    Latencies::new(lat)
 }
 
-/// Context open → Started → Return, one after another.
-async fn scipp_contexts(n: usize) -> Duration {
-    let chan = scipp_pair().await;
-    let start = Instant::now();
+async fn scipp_open_to_return(addr: &str, n: usize) -> Latencies {
+    let chan = peer(MsgpackCodec::new())
+        .channel(connect(addr).await)
+        .await
+        .unwrap();
+    let mut lat = Vec::with_capacity(n);
     for _ in 0..n {
-        let (ctx, ()) = chan.open_context("bench", "noop").start().await.unwrap();
-        assert_eq!(ctx.result::<i64>().await.unwrap(), 0);
+        let t = Instant::now();
+        let (ctx, ()) = chan.open_context("bench", "ret").start().await.unwrap();
+        assert_eq!(ctx.result::<u64>().await.unwrap(), 0);
+        lat.push(t.elapsed());
     }
-    start.elapsed()
+    Latencies::new(lat)
 }
 
-/// Raw ping-pong of one frame, the floor for a request/response.
-async fn raw_ping_pong(n: usize) -> Duration {
-    let (a, b) = tcp_pair().await;
-    let echo = tokio::spawn(async move {
-        let mut io = FramingLayer::new().layer(a);
-        while let Some(Ok(f)) = io.next().await {
-            io.send(f).await.unwrap();
-        }
-    });
-    let mut io = FramingLayer::new().layer(b);
-    let frame = Bytes::from_static(b"\x82\xa8msg_type\xa4Stop\xa3cid\xa2c1");
-    let start = Instant::now();
-    for _ in 0..n {
-        io.send(frame.clone()).await.unwrap();
-        io.next().await.unwrap().unwrap();
+// ---- memory -------------------------------------------------------------------
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// Heap bytes per idle open context (both ends, in one process) and per
+/// queued `Yield(int)`.
+async fn memory(contexts: usize, queued: usize) -> (f64, f64) {
+    let (flood_done_tx, flood_done) = tokio::sync::oneshot::channel::<()>();
+    let flood_done_tx = std::sync::Mutex::new(Some(flood_done_tx));
+    let mut endpoints = bench_endpoints::<MsgpackCodec>();
+    endpoints.context(
+        "bench",
+        "idle",
+        PldSpec::any(),
+        |mut ctx: ChildContext<MsgpackCodec>, _: serde::de::IgnoredAny| async move {
+            ctx.started(&()).await?;
+            while ctx.recv::<i64>().await?.is_some() {}
+            Ok::<_, BoxError>(0)
+        },
+    );
+    let flood_done_tx = std::sync::Arc::new(flood_done_tx);
+    endpoints.context(
+        "bench",
+        "flood",
+        PldSpec::any(),
+        move |mut ctx: ChildContext<MsgpackCodec>, kw: StreamKwargs| {
+            let done = flood_done_tx.clone();
+            async move {
+                send_n(&mut ctx, kw.n, &42i64).await?;
+                if let Some(tx) = done.lock().unwrap().take() {
+                    let _ = tx.send(());
+                }
+                std::future::pending::<()>().await;
+                Ok::<_, BoxError>(0)
+            }
+        },
+    );
+    let config = Config {
+        max_contexts: contexts + 10,
+        queue: queued + 10,
+        ..Config::default()
+    };
+    let server = Peer::new("bench_server", MsgpackCodec::new())
+        .endpoints(endpoints)
+        .config(config);
+    let client = Peer::new("bench_client", MsgpackCodec::new()).config(config);
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let (served, chan) = tokio::join!(server.accept(a), client.channel(b));
+    let (served, chan) = (served.unwrap(), chan.unwrap());
+    // warm up: let every lazily built structure exist first
+    for _ in 0..64 {
+        let (ctx, ()) = chan.open_context("bench", "ret").start().await.unwrap();
+        ctx.result::<u64>().await.unwrap();
     }
-    let took = start.elapsed();
-    drop(io);
-    let _ = echo.await;
-    took
+
+    COUNTING.store(true, Ordering::SeqCst);
+    let before = live();
+    let mut open = Vec::with_capacity(contexts);
+    for _ in 0..contexts {
+        let (ctx, ()) = chan.open_context("bench", "idle").start().await.unwrap();
+        open.push(ctx);
+    }
+    assert_eq!(served.open_contexts(), contexts);
+    let per_context = (live() - before) as f64 / contexts as f64;
+    COUNTING.store(false, Ordering::SeqCst);
+    for mut ctx in open {
+        ctx.close().await.unwrap();
+        ctx.result::<u64>().await.unwrap();
+    }
+
+    COUNTING.store(true, Ordering::SeqCst);
+    let before = live();
+    let (mut ctx, _): (_, i64) = chan
+        .open_context("bench", "flood")
+        .kwargs(&StreamKwargs {
+            n: queued as u64,
+            kind: Kind::Int,
+        })
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    flood_done.await.unwrap();
+    // a round trip after the flood: every Yield is queued by now
+    let (ret, ()) = chan.open_context("bench", "ret").start().await.unwrap();
+    ret.result::<u64>().await.unwrap();
+    let per_queued = (live() - before) as f64 / queued as f64;
+    COUNTING.store(false, Ordering::SeqCst);
+    for _ in 0..queued {
+        assert_eq!(ctx.recv::<i64>().await.unwrap(), Some(42));
+    }
+    drop(ctx);
+    (per_context, per_queued)
+}
+
+// ---- the run ------------------------------------------------------------------
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+struct Row {
+    codec: &'static str,
+    transport: Transport,
+    kind: Kind,
+    n: u64,
+    frame_len: usize,
+    raw: Duration,
+    scipp: Duration,
+}
+
+impl Row {
+    fn rates(&self) -> (f64, f64, f64, f64) {
+        let n = self.n as f64;
+        let mb = (self.frame_len + 4) as f64 * n / 1e6;
+        let (r, s) = (self.raw.as_secs_f64(), self.scipp.as_secs_f64());
+        (n / r, n / s, mb / r, mb / s)
+    }
+}
+
+async fn stream_row<C: Codec>(
+    codec: C,
+    codec_name: &'static str,
+    transport: Transport,
+    kind: Kind,
+    smoke: bool,
+) -> Row {
+    let n = kind.count(smoke);
+    let raw_child = ChildProc::spawn("raw", codec_name, transport);
+    let scipp_child = ChildProc::spawn("scipp", codec_name, transport);
+    // warm-up, then the timed runs
+    let warm = (n / 10).max(100);
+    raw_stream(&raw_child.1, kind, warm).await;
+    scipp_stream(codec.clone(), &scipp_child.1, kind, warm).await;
+    let raw = raw_stream(&raw_child.1, kind, n).await;
+    let scipp = scipp_stream(codec.clone(), &scipp_child.1, kind, n).await;
+    Row {
+        codec: codec_name,
+        transport,
+        kind,
+        n,
+        frame_len: kind.frame(&codec).len(),
+        raw,
+        scipp,
+    }
 }
 
 fn main() {
-    let json = std::env::args().any(|a| a == "--json");
-    let rt = if std::env::args().any(|a| a == "--current-thread") {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    };
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        return child(&args[i + 1..]);
+    }
+    let json = args.iter().any(|a| a == "--json");
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let rt = runtime();
     rt.block_on(async {
-        // warm-up
-        raw_stream(10_000).await;
-        scipp_stream(10_000).await;
+        let mut rows = Vec::new();
+        for transport in [Transport::Tcp, Transport::Unix] {
+            for kind in KINDS {
+                rows.push(stream_row(MsgpackCodec::new(), "msgpack", transport, kind, smoke).await);
+            }
+        }
+        for kind in KINDS {
+            rows.push(stream_row(CborCodec::new(), "cbor", Transport::Tcp, kind, smoke).await);
+        }
+        for kind in KINDS {
+            rows.push(stream_row(ProtobufCodec::new(), "protobuf", Transport::Tcp, kind, smoke).await);
+        }
 
-        let raw = raw_stream(STREAM_N).await;
-        let ours = scipp_stream(STREAM_N).await;
-        let ctx = scipp_contexts(CONTEXTS_N).await;
-        let pp = raw_ping_pong(CONTEXTS_N).await;
+        let rounds = if smoke { 500 } else { 20_000 };
+        let raw_child = ChildProc::spawn("raw", "msgpack", Transport::Tcp);
+        let scipp_child = ChildProc::spawn("scipp", "msgpack", Transport::Tcp);
+        raw_ping_pong(&raw_child.1, rounds / 10).await;
+        scipp_ping_pong(&scipp_child.1, rounds / 10).await;
+        let raw_pp = raw_ping_pong(&raw_child.1, rounds).await;
+        let scipp_pp = scipp_ping_pong(&scipp_child.1, rounds).await;
+        let open_ret = scipp_open_to_return(&scipp_child.1, rounds / 4).await;
 
-        let rate = |n: f64, d: Duration| n / d.as_secs_f64();
-        let (raw_rate, our_rate) = (rate(STREAM_N as f64, raw), rate(STREAM_N as f64, ours));
-        let (ctx_rate, pp_rate) = (rate(CONTEXTS_N as f64, ctx), rate(CONTEXTS_N as f64, pp));
+        let (contexts, queued) = if smoke { (500, 500) } else { (10_000, 10_000) };
+        let (per_ctx, per_msg) = memory(contexts, queued).await;
+
         if json {
-            println!("{}", serde_json::json!({"case": "stream Yield(int)", "raw_msgs_per_s": raw_rate, "scipp_msgs_per_s": our_rate, "ratio": our_rate / raw_rate}));
-            println!("{}", serde_json::json!({"case": "context open->Return", "scipp_per_s": ctx_rate, "raw_ping_pong_per_s": pp_rate, "latency_us": 1e6 / ctx_rate, "raw_ping_pong_us": 1e6 / pp_rate}));
-        } else {
-            println!("loopback TCP, one process, 2 worker threads\n");
-            println!("{:<34} {:>14} {:>14} {:>8}", "case", "raw", "scipp", "ratio");
-            println!("{:<34} {:>12.0}/s {:>12.0}/s {:>7.1}%", "one-way stream, Yield(int)", raw_rate, our_rate, 100.0 * our_rate / raw_rate);
+            for r in &rows {
+                let (rr, sr, rmb, smb) = r.rates();
+                println!(
+                    "{}",
+                    serde_json::json!({"bench": "stream", "codec": r.codec, "transport": r.transport.name(),
+                        "payload": r.kind.name(), "messages": r.n, "frame_bytes": r.frame_len + 4,
+                        "raw_msgs_per_s": rr, "scipp_msgs_per_s": sr, "raw_mb_per_s": rmb, "scipp_mb_per_s": smb,
+                        "ratio": sr / rr})
+                );
+            }
+            for (name, l) in [("raw ping-pong", &raw_pp), ("scipp stream ping-pong", &scipp_pp), ("scipp open->Started->Return", &open_ret)] {
+                println!(
+                    "{}",
+                    serde_json::json!({"bench": "latency", "case": name, "rounds": l.0.len(),
+                        "p50_us": l.us(0.5), "p99_us": l.us(0.99), "per_s": l.rate()})
+                );
+            }
             println!(
-                "{:<34} {:>11.1} µs {:>11.1} µs {:>7.2}×",
-                "open→Started→Return vs ping-pong",
-                1e6 / pp_rate,
-                1e6 / ctx_rate,
-                pp_rate / ctx_rate
+                "{}",
+                serde_json::json!({"bench": "memory", "idle_contexts": contexts, "bytes_per_idle_context": per_ctx,
+                    "queued_messages": queued, "bytes_per_queued_message": per_msg})
+            );
+            return;
+        }
+        println!("one-way stream: child process -> this process, 2 worker threads each\n");
+        println!(
+            "{:<9} {:<5} {:<14} {:>8} {:>12} {:>12} {:>9} {:>9} {:>9} {:>7}",
+            "codec", "via", "payload", "frame B", "raw msg/s", "scipp msg/s", "raw MB/s", "scipp MB/s", "", "ratio"
+        );
+        for r in &rows {
+            let (rr, sr, rmb, smb) = r.rates();
+            println!(
+                "{:<9} {:<5} {:<14} {:>8} {:>12.0} {:>12.0} {:>9.0} {:>9.0} {:>9} {:>6.1}%",
+                r.codec,
+                r.transport.name(),
+                r.kind.name(),
+                r.frame_len + 4,
+                rr,
+                sr,
+                rmb,
+                smb,
+                "",
+                100.0 * sr / rr
             );
         }
+        println!("\nlatency, loopback TCP, {rounds} rounds (open->Return: {})\n", rounds / 4);
+        println!("{:<32} {:>9} {:>9} {:>10} {:>14}", "case", "p50 µs", "p99 µs", "per s", "p50 vs raw");
+        let raw_p50 = raw_pp.us(0.5);
+        for (name, l) in [("raw ping-pong (one frame)", &raw_pp), ("scipp stream ping-pong", &scipp_pp), ("scipp open->Started->Return", &open_ret)] {
+            println!(
+                "{:<32} {:>9.1} {:>9.1} {:>10.0} {:>13.2}×",
+                name,
+                l.us(0.5),
+                l.us(0.99),
+                l.rate(),
+                l.us(0.5) / raw_p50
+            );
+        }
+        println!("\nmemory (counting allocator, both ends of the channel in one process)\n");
+        println!("heap per idle open context ({contexts} open): {per_ctx:.0} B");
+        println!("heap per queued Yield(int) ({queued} queued): {per_msg:.0} B");
     });
 }
