@@ -432,7 +432,7 @@ async fn scipp_stream<C: Codec>(codec: C, addr: &str, kind: Kind, n: u64) -> Dur
     took
 }
 
-async fn receive_n<C: Codec, T: serde::de::DeserializeOwned + Send + 'static>(
+async fn receive_n<C: Codec, T: serde::de::DeserializeOwned + Send + Sync + 'static>(
     chan: &scipp::peer::Channel<C>,
     kwargs: &StreamKwargs,
 ) -> u64 {
@@ -686,19 +686,42 @@ fn main() {
     }
     let json = args.iter().any(|a| a == "--json");
     let smoke = args.iter().any(|a| a == "--smoke");
+    // `--only msgpack/tcp/int`: one stream case, nothing else (for profiling)
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    let wanted = |codec: &str, t: Transport, k: Kind| {
+        only.as_deref().map_or(true, |o| {
+            let name = format!("{codec}/{}/{}", t.name(), k.name());
+            name.starts_with(o)
+        })
+    };
     let rt = runtime();
     rt.block_on(async {
         let mut rows = Vec::new();
+        let mut cases: Vec<(&'static str, Transport, Kind)> = Vec::new();
         for transport in [Transport::Tcp, Transport::Unix] {
-            for kind in KINDS {
-                rows.push(stream_row(MsgpackCodec::new(), "msgpack", transport, kind, smoke).await);
+            cases.extend(KINDS.map(|k| ("msgpack", transport, k)));
+        }
+        cases.extend(KINDS.map(|k| ("cbor", Transport::Tcp, k)));
+        cases.extend(KINDS.map(|k| ("protobuf", Transport::Tcp, k)));
+        for (codec, transport, kind) in cases {
+            if !wanted(codec, transport, kind) {
+                continue;
             }
+            rows.push(match codec {
+                "cbor" => stream_row(CborCodec::new(), codec, transport, kind, smoke).await,
+                "protobuf" => stream_row(ProtobufCodec::new(), codec, transport, kind, smoke).await,
+                _ => stream_row(MsgpackCodec::new(), codec, transport, kind, smoke).await,
+            });
         }
-        for kind in KINDS {
-            rows.push(stream_row(CborCodec::new(), "cbor", Transport::Tcp, kind, smoke).await);
-        }
-        for kind in KINDS {
-            rows.push(stream_row(ProtobufCodec::new(), "protobuf", Transport::Tcp, kind, smoke).await);
+        if only.is_some() {
+            for r in &rows {
+                let (rr, sr, _, _) = r.rates();
+                println!("{}/{}/{}: raw {rr:.0}/s scipp {sr:.0}/s ({:.1}%)", r.codec, r.transport.name(), r.kind.name(), 100.0 * sr / rr);
+            }
+            return;
         }
 
         let rounds = if smoke { 500 } else { 20_000 };

@@ -73,7 +73,7 @@ type NoKwargs = BTreeMap<String, rmpv::Value>;
 
 async fn echo_loop<C: Codec, T>(ctx: &mut ChildContext<C>) -> Result<u64, BoxError>
 where
-    T: Serialize + serde::de::DeserializeOwned,
+    T: Serialize + serde::de::DeserializeOwned + 'static,
 {
     let mut n = 0;
     while let Some(v) = ctx.recv::<T>().await? {

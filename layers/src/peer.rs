@@ -471,7 +471,7 @@ impl<C: Codec> Channel<C> {
     ///
     /// # Errors
     /// The remote error, a result that is not an `R`, or a closed channel.
-    pub async fn rpc<K: Serialize + ?Sized, R: DeserializeOwned>(
+    pub async fn rpc<K: Serialize + ?Sized, R: DeserializeOwned + 'static>(
         &self,
         ns: &str,
         func: &str,

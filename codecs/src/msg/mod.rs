@@ -25,11 +25,11 @@ use std::fmt;
 /// let msg = Msg::Stop(Stop { cid: Cid::from("c1") });
 /// assert_eq!(msg.kind(), MsgKind::Stop);
 /// assert_eq!(msg.cid().map(Cid::as_str), Some("c1"));
-/// assert_eq!(std::mem::size_of::<Msg>(), 56);
+/// assert_eq!(std::mem::size_of::<Msg>(), 64);
 /// ```
 ///
 /// The big, rarer messages (`Aid`, `SpawnSpec`, `Start`, `Error`) are boxed so a
-/// `Msg` stays small (56 bytes) on the hot path of `Yield`s; build them with
+/// `Msg` stays small (64 bytes) on the hot path of `Yield`s; build them with
 /// `.into()`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
@@ -94,6 +94,17 @@ impl Msg {
             Msg::Started(m) => Some(&m.pld),
             Msg::Yield(m) => Some(&m.pld),
             Msg::Return(m) => Some(&m.pld),
+            _ => None,
+        }
+    }
+
+    /// The payload of a `Started`, `Yield` or `Return`, to attach a
+    /// decoded value to (see [`RawPayload::set_decoded`]).
+    pub fn pld_mut(&mut self) -> Option<&mut RawPayload> {
+        match self {
+            Msg::Started(m) => Some(&mut m.pld),
+            Msg::Yield(m) => Some(&mut m.pld),
+            Msg::Return(m) => Some(&mut m.pld),
             _ => None,
         }
     }

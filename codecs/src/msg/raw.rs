@@ -1,7 +1,9 @@
 //! Undecoded payloads: the first half of the two-phase decode.
 
 use bytes::Bytes;
+use std::any::Any;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 /// One encoded value, kept as the codec wrote it: the `pld` of a payload
 /// message, `Start.kwargs`, or a dict-valued field.
@@ -19,19 +21,74 @@ use std::fmt;
 /// let raw = RawPayload::from_static(&[0x08]);
 /// assert_eq!(raw.as_bytes(), &[0x08]);
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct RawPayload(Bytes);
+#[derive(Default)]
+pub struct RawPayload(Bytes, Option<Box<Decoded>>);
+
+/// A typed value already decoded from the bytes (see
+/// [`RawPayload::set_decoded`]); boxed once more so that the empty case
+/// costs a thin pointer in every payload, not a fat one.
+type Decoded = Box<dyn Any + Send + Sync>;
+
+/// A clone carries the bytes, not the decoded value (that is taken once).
+impl Clone for RawPayload {
+    fn clone(&self) -> Self {
+        RawPayload(self.0.clone(), None)
+    }
+}
+
+/// Payloads are equal when their bytes are.
+impl PartialEq for RawPayload {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for RawPayload {}
+
+impl Hash for RawPayload {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl RawPayload {
     /// Wraps already-encoded bytes. The caller vouches that they hold
     /// exactly one value in the channel codec's format.
     pub fn new(bytes: Bytes) -> Self {
-        RawPayload(bytes)
+        RawPayload(bytes, None)
     }
 
     /// Wraps a static encoded value.
     pub const fn from_static(bytes: &'static [u8]) -> Self {
-        RawPayload(Bytes::from_static(bytes))
+        RawPayload(Bytes::from_static(bytes), None)
+    }
+
+    /// Attaches the typed value a layer already decoded from these bytes
+    /// (the payload-spec check does), so the consumer that wants the same
+    /// type [takes](Self::take_decoded) it instead of decoding again: a
+    /// big payload is then decoded, and copied, once.
+    ///
+    /// ```
+    /// use scipp_codecs::msg::RawPayload;
+    /// let mut raw = RawPayload::from_static(&[0x08]);
+    /// raw.set_decoded(Box::new(8i64));
+    /// assert_eq!(raw.take_decoded::<String>(), None); // another type: kept
+    /// assert_eq!(raw.take_decoded::<i64>(), Some(8));
+    /// assert_eq!(raw.take_decoded::<i64>(), None); // taken once
+    /// ```
+    pub fn set_decoded(&mut self, value: Box<dyn Any + Send + Sync>) {
+        self.1 = Some(Box::new(value));
+    }
+
+    /// Takes the attached decoded value if it is a `T`.
+    pub fn take_decoded<T: 'static>(&mut self) -> Option<T> {
+        let decoded = self.1.take()?;
+        if decoded.is::<T>() {
+            (*decoded).downcast::<T>().ok().map(|v| *v)
+        } else {
+            self.1 = Some(decoded);
+            None
+        }
     }
 
     /// The encoded bytes.
@@ -62,13 +119,13 @@ impl RawPayload {
 
 impl From<Bytes> for RawPayload {
     fn from(bytes: Bytes) -> Self {
-        RawPayload(bytes)
+        RawPayload(bytes, None)
     }
 }
 
 impl From<Vec<u8>> for RawPayload {
     fn from(bytes: Vec<u8>) -> Self {
-        RawPayload(Bytes::from(bytes))
+        RawPayload(Bytes::from(bytes), None)
     }
 }
 

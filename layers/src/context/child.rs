@@ -173,7 +173,7 @@ impl<C: Codec> ChildContext<C> {
     ///
     /// # Errors
     /// A remote error, an invalid message, or a closed channel.
-    pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ContextError> {
+    pub async fn recv<T: DeserializeOwned + 'static>(&mut self) -> Result<Option<T>, ContextError> {
         if self.flags.stop_received.load(Ordering::Acquire) {
             return Ok(None);
         }
@@ -181,7 +181,7 @@ impl<C: Codec> ChildContext<C> {
             match self.core.next().await? {
                 Msg::Yield(y) => {
                     self.flags.streaming.store(true, Ordering::Release);
-                    return self.core.decode(&y.pld).map(Some);
+                    return self.core.decode(y.pld).map(Some);
                 }
                 Msg::Stop(_) => {
                     self.flags.stop_received.store(true, Ordering::Release);

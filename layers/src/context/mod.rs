@@ -114,8 +114,16 @@ impl<C: Codec> Core<C> {
         Ok(self.shared.codec.encode_payload(value)?)
     }
 
-    fn decode<T: DeserializeOwned>(&self, raw: &RawPayload) -> Result<T, ContextError> {
-        Ok(self.shared.codec.decode_payload(raw)?)
+    /// The payload as a `T`: the value the payload-spec check already
+    /// decoded when it is one, else a fresh decode.
+    fn decode<T: DeserializeOwned + 'static>(
+        &self,
+        mut raw: RawPayload,
+    ) -> Result<T, ContextError> {
+        if let Some(value) = raw.take_decoded::<T>() {
+            return Ok(value);
+        }
+        Ok(self.shared.codec.decode_payload(&raw)?)
     }
 }
 

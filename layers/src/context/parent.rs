@@ -120,7 +120,9 @@ impl<C: Codec> OpenContext<C> {
     /// The peer's `Error` (e.g. no such endpoint), a first value outside
     /// the spec or not a `T`, or a closed channel. The remote task, if it
     /// started, is cancelled.
-    pub async fn start<T: DeserializeOwned>(self) -> Result<(Context<C>, T), ContextError> {
+    pub async fn start<T: DeserializeOwned + 'static>(
+        self,
+    ) -> Result<(Context<C>, T), ContextError> {
         let span = tracing::debug_span!("context", side = "parent", func = %format!("{}:{}", self.ns, self.func), caller = %self.caller);
         let _enter = span.enter();
         let mut ctx = Context::open(
@@ -134,7 +136,7 @@ impl<C: Codec> OpenContext<C> {
         .await?;
         ctx.core.on_invalid = self.on_invalid;
         let first = match ctx.core.next().await {
-            Ok(Msg::Started(s)) => ctx.core.decode(&s.pld),
+            Ok(Msg::Started(s)) => ctx.core.decode(s.pld),
             Ok(Msg::Error(e)) => {
                 ctx.cancel_in_background(); // raised in the block: tractor cancels
                 Err(RemoteError::from(*e).into())
@@ -240,7 +242,7 @@ impl<C: Codec> Context<C> {
     }
 
     /// A plain RPC: `Start → StartAck(asyncfunc) → Return`.
-    pub(crate) async fn rpc<R: DeserializeOwned>(
+    pub(crate) async fn rpc<R: DeserializeOwned + 'static>(
         shared: &Arc<Shared<C>>,
         ns: &str,
         func: &str,
@@ -315,12 +317,12 @@ impl<C: Codec> Context<C> {
     ///
     /// # Errors
     /// The child's error, an invalid message, or a closed channel.
-    pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ContextError> {
+    pub async fn recv<T: DeserializeOwned + 'static>(&mut self) -> Result<Option<T>, ContextError> {
         if self.stop_received || self.finished {
             return Ok(None);
         }
         match self.core.next().await? {
-            Msg::Yield(y) => self.core.decode(&y.pld).map(Some),
+            Msg::Yield(y) => self.core.decode(y.pld).map(Some),
             Msg::Stop(_) => {
                 self.stop_received = true;
                 Ok(None)
@@ -365,7 +367,7 @@ impl<C: Codec> Context<C> {
     /// # Errors
     /// The child's error (`ContextCancelled` included), an invalid
     /// `Return`, or a closed channel.
-    pub async fn result<R: DeserializeOwned>(mut self) -> Result<R, ContextError> {
+    pub async fn result<R: DeserializeOwned + 'static>(mut self) -> Result<R, ContextError> {
         let mut unread = 0_usize;
         loop {
             if let Some(pld) = self.result.take() {
@@ -378,7 +380,7 @@ impl<C: Codec> Context<C> {
                         "the context ended with stream items nobody read; dropped"
                     );
                 }
-                return self.core.decode(&pld);
+                return self.core.decode(pld);
             }
             if self.finished {
                 return Err(ContextError::Protocol("the context already ended".into()));

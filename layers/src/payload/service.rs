@@ -118,11 +118,13 @@ where
 
     fn call(&mut self, item: Inbound) -> Self::Future {
         let item = match item {
-            Inbound::Msg(msg) if msg.pld().is_some() => {
+            Inbound::Msg(mut msg) if msg.pld().is_some() => {
                 let spec = self
                     .specs
                     .get(msg.cid().expect("payload messages have a cid"));
-                match spec.validate(&self.codec, &msg, self.peer.as_ref()) {
+                // the decoded value rides along: the context takes it
+                // instead of decoding the payload a second time
+                match spec.validate_keeping(&self.codec, &mut msg, self.peer.as_ref()) {
                     Ok(()) => Inbound::Msg(msg),
                     Err(e) => Inbound::Invalid(e),
                 }

@@ -5,11 +5,13 @@ use super::{render::python_repr, render::python_type, MsgTypeError};
 use scipp_codecs::msg::{Cid, Msg, RawPayload, Uid};
 use scipp_codecs::{Codec, PayloadError};
 use serde::de::DeserializeOwned;
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-type Check<C> = fn(&C, &RawPayload) -> Result<(), PayloadError>;
+/// Decodes a payload as the spec's type, boxed for the consumer.
+type Check<C> = fn(&C, &RawPayload) -> Result<Box<dyn Any + Send + Sync>, PayloadError>;
 
 /// The payload spec of a context: a Rust type its payloads must decode as
 /// (a union is an enum), or [`Any`](PldSpec::any).
@@ -52,11 +54,11 @@ impl<C> fmt::Debug for PldSpec<C> {
     }
 }
 
-fn check_as<T: DeserializeOwned, C: Codec>(
+fn check_as<T: DeserializeOwned + Send + Sync + 'static, C: Codec>(
     codec: &C,
     raw: &RawPayload,
-) -> Result<(), PayloadError> {
-    codec.decode_payload::<T>(raw).map(drop)
+) -> Result<Box<dyn Any + Send + Sync>, PayloadError> {
+    Ok(Box::new(codec.decode_payload::<T>(raw)?))
 }
 
 impl<C: Codec> PldSpec<C> {
@@ -69,8 +71,10 @@ impl<C: Codec> PldSpec<C> {
         }
     }
 
-    /// Payloads must decode as `T`.
-    pub fn of<T: DeserializeOwned>() -> Self {
+    /// Payloads must decode as `T`. The receive-side check keeps the
+    /// decoded value with the message, so a context reading `T` gets it
+    /// without decoding again.
+    pub fn of<T: DeserializeOwned + Send + Sync + 'static>() -> Self {
         PldSpec {
             name: Arc::from(spec_name(std::any::type_name::<T>()).as_str()),
             check: Some(check_as::<T, C>),
@@ -98,10 +102,16 @@ impl<C: Codec> PldSpec<C> {
     /// # Errors
     /// The codec's complaint when the payload does not decode as the spec.
     pub fn check(&self, codec: &C, raw: &RawPayload) -> Result<(), PayloadError> {
-        match self.check {
-            Some(check) => check(codec, raw),
-            None => Ok(()),
-        }
+        self.decode(codec, raw).map(drop)
+    }
+
+    /// The check, keeping what it decoded (`None` for `Any`).
+    fn decode(
+        &self,
+        codec: &C,
+        raw: &RawPayload,
+    ) -> Result<Option<Box<dyn Any + Send + Sync>>, PayloadError> {
+        self.check.map(|check| check(codec, raw)).transpose()
     }
 
     /// Checks the payload of a `Started`, `Yield` or `Return` (other
@@ -112,15 +122,43 @@ impl<C: Codec> PldSpec<C> {
     /// offending value, attributed to `peer`.
     pub fn validate(&self, codec: &C, msg: &Msg, peer: Option<&Uid>) -> Result<(), MsgTypeError> {
         let Some(pld) = msg.pld() else { return Ok(()) };
-        self.check(codec, pld).map_err(|e| {
-            let value = codec.decode_payload::<rmpv::Value>(pld).ok();
-            let repr = value.as_ref().map(python_repr);
-            let err = MsgTypeError::payload(msg, &self.name, repr, e, peer);
-            match value {
-                Some(v) => err.with_value_type(python_type(&v)),
-                None => err,
+        self.decode(codec, pld)
+            .map(drop)
+            .map_err(|e| self.error(codec, msg, e, peer))
+    }
+
+    /// [`validate`](Self::validate), attaching the decoded value to the
+    /// message's payload (see `RawPayload::set_decoded`): the receive
+    /// path decodes a payload once.
+    pub(crate) fn validate_keeping(
+        &self,
+        codec: &C,
+        msg: &mut Msg,
+        peer: Option<&Uid>,
+    ) -> Result<(), MsgTypeError> {
+        let Some(pld) = msg.pld() else { return Ok(()) };
+        match self.decode(codec, pld) {
+            Ok(Some(value)) => {
+                if let Some(pld) = msg.pld_mut() {
+                    pld.set_decoded(value);
+                }
+                Ok(())
             }
-        })
+            Ok(None) => Ok(()),
+            Err(e) => Err(self.error(codec, msg, e, peer)),
+        }
+    }
+
+    fn error(&self, codec: &C, msg: &Msg, e: PayloadError, peer: Option<&Uid>) -> MsgTypeError {
+        let value = msg
+            .pld()
+            .and_then(|pld| codec.decode_payload::<rmpv::Value>(pld).ok());
+        let repr = value.as_ref().map(python_repr);
+        let err = MsgTypeError::payload(msg, &self.name, repr, e, peer);
+        match value {
+            Some(v) => err.with_value_type(python_type(&v)),
+            None => err,
+        }
     }
 }
 

@@ -195,7 +195,7 @@ impl<C: Codec> RegistryClient<C> {
         Ok(peer.connect_addr(addr).await?)
     }
 
-    async fn call<K: Serialize + ?Sized, R: serde::de::DeserializeOwned>(
+    async fn call<K: Serialize + ?Sized, R: serde::de::DeserializeOwned + 'static>(
         &self,
         func: &str,
         kwargs: &K,
