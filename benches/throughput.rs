@@ -659,15 +659,19 @@ async fn stream_row<C: Codec>(
     kind: Kind,
     smoke: bool,
 ) -> Row {
-    let n = kind.count(smoke);
-    let raw_child = ChildProc::spawn("raw", codec_name, transport);
-    let scipp_child = ChildProc::spawn("scipp", codec_name, transport);
-    // warm-up, then the timed runs
-    let warm = (n / 10).max(100);
-    raw_stream(&raw_child.1, kind, warm).await;
-    scipp_stream(codec.clone(), &scipp_child.1, kind, warm).await;
-    let raw = raw_stream(&raw_child.1, kind, n).await;
-    let scipp = scipp_stream(codec.clone(), &scipp_child.1, kind, n).await;
+    let n = PROFILE.get().map_or(kind.count(smoke), |p| p.count);
+    let side = |s: &str| PROFILE.get().map_or(true, |p| p.side == s);
+    let (mut raw, mut scipp) = (Duration::ZERO, Duration::ZERO);
+    if side("raw") {
+        let raw_child = ChildProc::spawn("raw", codec_name, transport);
+        raw_stream(&raw_child.1, kind, (n / 10).max(100)).await; // warm-up
+        raw = raw_stream(&raw_child.1, kind, n).await;
+    }
+    if side("scipp") {
+        let scipp_child = ChildProc::spawn("scipp", codec_name, transport);
+        scipp_stream(codec.clone(), &scipp_child.1, kind, (n / 10).max(100)).await;
+        scipp = scipp_stream(codec.clone(), &scipp_child.1, kind, n).await;
+    }
     Row {
         codec: codec_name,
         transport,
@@ -679,10 +683,24 @@ async fn stream_row<C: Codec>(
     }
 }
 
+/// `--profile raw|scipp N`: with `--only`, one side, `N` messages, no
+/// warm-up of the other side (for callgrind/perf).
+struct Profile {
+    side: String,
+    count: u64,
+}
+
+static PROFILE: std::sync::OnceLock<Profile> = std::sync::OnceLock::new();
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
         return child(&args[i + 1..]);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--profile") {
+        let side = args[i + 1].clone();
+        let count = args[i + 2].parse().expect("--profile SIDE COUNT");
+        let _ = PROFILE.set(Profile { side, count });
     }
     let json = args.iter().any(|a| a == "--json");
     let smoke = args.iter().any(|a| a == "--smoke");
@@ -798,5 +816,10 @@ fn main() {
         println!("\nmemory (counting allocator, both ends of the channel in one process)\n");
         println!("heap per idle open context ({contexts} open): {per_ctx:.0} B");
         println!("heap per queued Yield(int) ({queued} queued): {per_msg:.0} B");
+        let slot = std::mem::size_of::<scipp::Inbound>();
+        println!(
+            "(each end's context queue is a tokio mpsc whose first block, 32 slots of {slot} B = {} B, is allocated when the context opens)",
+            32 * slot
+        );
     });
 }

@@ -88,7 +88,8 @@ pub trait Codec: Clone + Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// As [`encode`](Codec::encode).
     fn encode_to_bytes(&self, msg: &Msg) -> Result<Bytes, EncodeError> {
-        let mut dst = BytesMut::new();
+        // room for the envelope and the payload up front: no regrowth
+        let mut dst = BytesMut::with_capacity(96 + msg.pld().map_or(0, RawPayload::len));
         self.encode(msg, &mut dst)?;
         Ok(dst.freeze())
     }

@@ -54,7 +54,10 @@ async fn a_big_payload_is_decoded_once_on_its_way_to_the_user() {
     assert_eq!(first.0.len(), 64 * 1024);
     let item = ctx.recv::<Counted>().await.unwrap().unwrap();
     assert_eq!(item.0.len(), 64 * 1024);
-    assert_eq!(ctx.recv::<Counted>().await.unwrap().map(|c| c.0.len()), None);
+    assert_eq!(
+        ctx.recv::<Counted>().await.unwrap().map(|c| c.0.len()),
+        None
+    );
     let last = ctx.result::<Counted>().await.unwrap();
     assert_eq!(last.0.len(), 64 * 1024);
     // Started: 1 send-side check + 1 receive; Yield: 1; Return: 1

@@ -352,7 +352,7 @@ fn opt_u64<'a, R: Read<'a>>(r: &mut R) -> Result<Option<u64>> {
 }
 
 fn read_cid<'a, R: Read<'a>>(r: &mut R) -> Result<Cid> {
-    r.str("str").map(Cid::from)
+    r.str("str").map(Cid::reuse)
 }
 
 const UID: &str = "array of 2 str";
