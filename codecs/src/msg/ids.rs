@@ -26,6 +26,7 @@ impl Cid {
     /// thread when it is the same. A stream's messages all carry one cid:
     /// this saves an allocation and a free per received message (measured:
     /// ~5 % of the receive path's instructions with callgrind).
+    #[cfg(any(feature = "msgpack", feature = "cbor"))]
     pub(crate) fn reuse(s: &str) -> Cid {
         thread_local! {
             static LAST: std::cell::RefCell<Option<Cid>> = const { std::cell::RefCell::new(None) };

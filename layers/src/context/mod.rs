@@ -48,7 +48,6 @@ use scipp_codecs::msg::{Cid, Msg, RawPayload};
 use scipp_codecs::Codec;
 use serde::{de::DeserializeOwned, Serialize};
 use std::sync::Arc;
-use tokio::sync::mpsc;
 use tower::{Service, ServiceExt};
 
 /// What both ends of a context hold: the channel, the cid, the queue.
@@ -58,7 +57,7 @@ struct Core<C> {
     /// message).
     sender: SendStack,
     cid: Cid,
-    rx: mpsc::Receiver<Inbound>,
+    rx: crate::route::queue::Receiver,
     /// Whether dropping this closes the context's queue (false once a
     /// background cancel took the queue over).
     owns_slot: bool,

@@ -511,7 +511,7 @@ impl<C: Codec> Drop for Context<C> {
         };
         // Keep the queue open until the child's final message arrives, so
         // its `Stop`/`ContextCancelled` are not logged as strays.
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let (tx, rx) = crate::route::queue::channel(1);
         drop(tx);
         let rx = std::mem::replace(&mut self.core.rx, rx);
         self.core.owns_slot = false;

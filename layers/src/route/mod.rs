@@ -15,6 +15,7 @@
 //!   and surfaces errors that belong to no context to the channel owner.
 
 mod endpoint;
+pub(crate) mod queue;
 pub(crate) mod state;
 
 pub use self::endpoint::{Call, Endpoints};

@@ -1,6 +1,7 @@
 //! The state one channel shares between its router, its contexts and its
 //! endpoint tasks.
 
+use super::queue;
 use super::Endpoints;
 use crate::context::ContextError;
 use crate::payload::PayloadSpecs;
@@ -61,13 +62,13 @@ pub(crate) struct ChildCancel {
 }
 
 struct Slot {
-    tx: mpsc::Sender<Inbound>,
+    tx: queue::Sender,
     child: Option<ChildCancel>,
 }
 
 /// A clone of a context's queue sender, taken under the lock.
 pub(crate) struct Delivery {
-    pub(crate) tx: mpsc::Sender<Inbound>,
+    pub(crate) tx: queue::Sender,
 }
 
 /// The outcome of [`Shared::try_deliver`].
@@ -147,7 +148,7 @@ impl<C> Shared<C> {
         &self,
         cid: &Cid,
         child: Option<ChildCancel>,
-    ) -> Result<mpsc::Receiver<Inbound>, ContextError> {
+    ) -> Result<queue::Receiver, ContextError> {
         if self.closed.is_cancelled() {
             return Err(self.transport_closed());
         }
@@ -157,7 +158,7 @@ impl<C> Shared<C> {
                 limit: self.max_contexts,
             });
         }
-        let (tx, rx) = mpsc::channel(self.queue);
+        let (tx, rx) = queue::channel(self.queue);
         slots.insert(cid.clone(), Slot { tx, child });
         Ok(rx)
     }
