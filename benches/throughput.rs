@@ -816,10 +816,9 @@ fn main() {
         println!("\nmemory (counting allocator, both ends of the channel in one process)\n");
         println!("heap per idle open context ({contexts} open): {per_ctx:.0} B");
         println!("heap per queued Yield(int) ({queued} queued): {per_msg:.0} B");
-        let slot = std::mem::size_of::<scipp::Inbound>();
         println!(
-            "(each end's context queue is a tokio mpsc whose first block, 32 slots of {slot} B = {} B, is allocated when the context opens)",
-            32 * slot
+            "(a context's queue allocates on its first message; a queued item is a {} B slot plus its share of the read buffer)",
+            std::mem::size_of::<scipp::Inbound>()
         );
     });
 }
