@@ -148,6 +148,14 @@ impl Writer {
                     return sink.close().await;
                 };
                 sink.feed(first).await?;
+                if rx.is_empty() {
+                    // let tasks that are ready to send (an endpoint that
+                    // just got its StartAck out) add their frames to this
+                    // write: measured with the throughput harness, context
+                    // open->Return p50 110 -> 92 us, a Yield(int) stream
+                    // 475 k -> 500-550 k msgs/s
+                    tokio::task::yield_now().await;
+                }
                 while let Ok(next) = rx.try_recv() {
                     sink.feed(next).await?;
                 }
