@@ -176,9 +176,10 @@ impl<C: Codec> Peer<C> {
 
     /// Marks this peer as a registrar (or not) in its `Aid`
     /// (`is_registrar`, sent under the [`Head`](WireProfile::Head)
-    /// profile). [`Registrar::serve`](crate::registry::Registrar::serve)
-    /// sets it; a tractor HEAD actor probing a registry address treats any
-    /// peer that does not say `false` as a registrar.
+    /// profile); set it when the peer serves a
+    /// [`Registrar`](crate::registry::Registrar)'s endpoints. A tractor
+    /// HEAD actor probing a registry address treats any peer that does not
+    /// say `false` as a registrar; `Peer::new` says `false`.
     pub fn is_registrar(mut self, yes: bool) -> Self {
         self.aid.is_registrar = Some(yes);
         self
