@@ -102,6 +102,10 @@ async fn register_find_connect_by_name_and_unregister() {
         .await
         .unwrap();
     assert_eq!(chan.peer(), &service.uid());
+    let by_name = within(client.connect_by_name(&registry_addr, "scipp_svc"))
+        .await
+        .unwrap();
+    assert_eq!(by_name.peer(), &service.uid());
     let sum: i64 = within(chan.rpc(examples::NS, "add", &BTreeMap::from([("a", 2), ("b", 3)])))
         .await
         .unwrap();

@@ -204,6 +204,37 @@ impl<C: Codec> RegistryClient<C> {
     }
 }
 
+impl<C: Codec> Peer<C> {
+    /// Asks the registrar at `registry` where the actor `name` is
+    /// (`find_actor`) and connects to it: open contexts on the returned
+    /// channel as on any other.
+    ///
+    /// ```no_run
+    /// use scipp_layers::peer::Peer;
+    /// use scipp_codecs::msgpack::MsgpackCodec;
+    ///
+    /// # #[allow(dead_code)]
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let me = Peer::new("scipp_client", MsgpackCodec::new());
+    /// let chan = me.connect_by_name(&"127.0.0.1:1616".parse()?, "scipp_svc").await?;
+    /// let sum: i64 = chan.rpc("scipp_peer", "add", &[("a", 2), ("b", 3)].into_iter().collect::<std::collections::BTreeMap<_, _>>()).await?;
+    /// # let _ = sum; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`], or connecting to either failed.
+    pub async fn connect_by_name(
+        &self,
+        registry: &Addr,
+        name: &str,
+    ) -> Result<Channel<C>, RegistryError> {
+        RegistryClient::connect(self, registry)
+            .await?
+            .connect_to(self, name)
+            .await
+    }
+}
+
 /// A registration of a peer with a registrar; see
 /// [`RegistryClient::register_peer`].
 ///
