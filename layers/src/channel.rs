@@ -6,7 +6,7 @@ use crate::BoxError;
 use bytes::Bytes;
 use futures_util::{SinkExt, Stream, StreamExt};
 use std::task::{Context, Poll};
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedWrite;
 use tokio_util::sync::{CancellationToken, PollSender};
@@ -147,7 +147,7 @@ impl Writer {
                 let Some(first) = first else {
                     return sink.close().await;
                 };
-                sink.feed(first).await?;
+                put(&mut sink, first).await?;
                 if rx.is_empty() {
                     // let tasks that are ready to send (an endpoint that
                     // just got its StartAck out) add their frames to this
@@ -157,13 +157,13 @@ impl Writer {
                     tokio::task::yield_now().await;
                 }
                 while let Ok(next) = rx.try_recv() {
-                    sink.feed(next).await?;
+                    put(&mut sink, next).await?;
                 }
                 sink.flush().await?;
             }
             let last_words = async {
                 while let Ok(next) = rx.try_recv() {
-                    sink.feed(next).await?;
+                    put(&mut sink, next).await?;
                 }
                 sink.close().await
             };
@@ -178,6 +178,54 @@ impl Writer {
             task,
         )
     }
+}
+
+/// Frames at least this big skip the write buffer: they go to the
+/// transport from their own buffer (header and body in one vectored
+/// write) instead of being copied into the batch first. Smaller frames
+/// are batched, one flush per burst.
+const DIRECT_WRITE_MIN: usize = 16 * 1024;
+
+/// Queues `frame` in the batch, or writes a big one straight through
+/// (after what is already batched, to keep the order).
+async fn put<W: AsyncWrite + Unpin>(
+    sink: &mut FramedWrite<W, FrameCodec>,
+    frame: Bytes,
+) -> Result<(), FrameError> {
+    if frame.len() < DIRECT_WRITE_MIN {
+        return sink.feed(frame).await;
+    }
+    let max = sink.encoder().max_frame_len();
+    let Ok(len) = u32::try_from(frame.len()) else {
+        return Err(FrameError::TooLarge {
+            claimed: frame.len(),
+            max,
+        });
+    };
+    if frame.len() > max {
+        return Err(FrameError::TooLarge {
+            claimed: frame.len(),
+            max,
+        });
+    }
+    sink.flush().await?;
+    let header = len.to_le_bytes();
+    let io = sink.get_mut();
+    let (mut h, mut b) = (0, 0);
+    while b < frame.len() {
+        let parts = [
+            std::io::IoSlice::new(&header[h..]),
+            std::io::IoSlice::new(&frame[b..]),
+        ];
+        let n = io.write_vectored(&parts).await?;
+        if n == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+        }
+        let into_header = n.min(header.len() - h);
+        h += into_header;
+        b += n - into_header;
+    }
+    Ok(())
 }
 
 /// How long a shut-down [`Writer`] keeps writing what was queued before

@@ -159,3 +159,34 @@ fn regression_fuzz_framer_capacity_stays_bounded() {
     assert!(peak <= 2 * (rest.len() + 64 * 1024) + 4096, "{peak}");
     assert!(peak < 1 << 20, "never the claimed size");
 }
+
+#[tokio::test]
+async fn the_writer_keeps_order_and_bytes_across_small_and_big_frames() {
+    use scipp_layers::channel::Writer;
+    use tower::ServiceExt;
+    // a 1 KiB pipe: big frames go out in many partial vectored writes
+    let (a, b) = tokio::io::duplex(1024);
+    let (writer, _task) = Writer::spawn(a, FrameCodec::new(1 << 20), 8);
+    let frames: Vec<bytes::Bytes> = [10usize, 70_000, 3, 16 * 1024, 16 * 1024 - 1, 200_000, 1]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| bytes::Bytes::from((0..n).map(|k| (k * 7 + i) as u8).collect::<Vec<_>>()))
+        .collect();
+    let sending = {
+        let frames = frames.clone();
+        tokio::spawn(async move {
+            for f in frames {
+                writer.clone().oneshot(f).await.unwrap();
+            }
+        })
+    };
+    let mut rx = tokio_util::codec::FramedRead::new(b, FrameCodec::new(1 << 20));
+    for (i, want) in frames.iter().enumerate() {
+        let got = futures_util::StreamExt::next(&mut rx)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got, want, "frame {i}");
+    }
+    sending.await.unwrap();
+}
