@@ -310,17 +310,20 @@ impl Raw {
 #[tokio::test]
 async fn fault_a_peer_that_never_completes_the_handshake_is_dropped() {
     let mut server = server(&["--handshake-timeout", "0.3"]);
+    let rss_before = server.rss_kib();
     let mut silent = Raw::connect(&server.1).await;
     // meanwhile others are served
     server.still_serves().await;
     // the server answers an Aid only to an Aid, and hangs up at the timeout
     silent.hung_up().await;
     server.still_serves().await;
+    assert!(server.rss_kib() < rss_before + 32 * 1024);
 }
 
 #[tokio::test]
 async fn fault_garbage_after_a_valid_handshake() {
     let mut server = server(&[]);
+    let rss_before = server.rss_kib();
     let mut raw = Raw::handshake(&server.1).await;
     // undecodable frames: reported, the channel goes on
     for garbage in [&b"\xc1\xc1 not msgpack"[..], b"\x93\x01\x02", b""] {
@@ -343,6 +346,8 @@ async fn fault_garbage_after_a_valid_handshake() {
     raw.io.get_mut().write_all(&[0xff; 8]).await.unwrap();
     raw.hung_up().await;
     server.still_serves().await;
+    // the 4 GiB claim reserved nothing
+    assert!(server.rss_kib() < rss_before + 32 * 1024);
 }
 
 #[tokio::test]
@@ -556,6 +561,7 @@ async fn blackholing_proxy(
 #[tokio::test]
 async fn fault_a_half_open_connection_is_detected_by_the_idle_timeout() {
     let mut server = server(&[]);
+    let rss_before = server.rss_kib();
     let (proxy, dark) = blackholing_proxy(server.1.clone()).await;
     let client = Peer::new("scipp_client", MsgpackCodec::new()).config(scipp::peer::Config {
         idle_timeout: Some(Duration::from_millis(500)),
@@ -580,4 +586,5 @@ async fn fault_a_half_open_connection_is_detected_by_the_idle_timeout() {
         other => panic!("expected TransportClosed, got {other:?}"),
     }
     server.still_serves().await;
+    assert!(server.rss_kib() < rss_before + 32 * 1024);
 }
