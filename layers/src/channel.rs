@@ -195,21 +195,8 @@ async fn put<W: AsyncWrite + Unpin>(
     if frame.len() < DIRECT_WRITE_MIN {
         return sink.feed(frame).await;
     }
-    let max = sink.encoder().max_frame_len();
-    let Ok(len) = u32::try_from(frame.len()) else {
-        return Err(FrameError::TooLarge {
-            claimed: frame.len(),
-            max,
-        });
-    };
-    if frame.len() > max {
-        return Err(FrameError::TooLarge {
-            claimed: frame.len(),
-            max,
-        });
-    }
+    let header = sink.encoder().header(frame.len())?;
     sink.flush().await?;
-    let header = len.to_le_bytes();
     let io = sink.get_mut();
     let (mut h, mut b) = (0, 0);
     while b < frame.len() {

@@ -239,20 +239,25 @@ impl<C: Codec> Peer<C> {
         let (writer, _writer_task) =
             Writer::spawn_until(write, framing.codec(), self.config.queue, closed.clone());
         let mut frames = FramedRead::new(read, framing.codec());
+        // our Aid, in `profile`'s wire
         let hello = |profile: WireProfile| {
-            self.codec
+            let frame = self
+                .codec
                 .for_profile(profile)
                 .encode_to_bytes(&Msg::from(self.aid.clone()))
-                .map_err(|e| PeerError::Handshake(e.to_string()))
+                .map_err(|e| PeerError::Handshake(e.to_string()));
+            let writer = writer.clone();
+            async move {
+                writer
+                    .oneshot(frame?)
+                    .await
+                    .map_err(|e| PeerError::Handshake(e.to_string()))
+            }
         };
         let mut sent = None;
         if !listen_first {
             let profile = self.config.profile.unwrap_or(self.codec.wire_profile());
-            writer
-                .clone()
-                .oneshot(hello(profile)?)
-                .await
-                .map_err(|e| PeerError::Handshake(e.to_string()))?;
+            hello(profile).await?;
             sent = Some(profile);
         }
         let timeout = self.config.handshake_timeout;
@@ -278,11 +283,7 @@ impl<C: Codec> Peer<C> {
             .profile
             .unwrap_or_else(|| WireProfile::of_aid(&peer_aid));
         if sent.is_none() {
-            writer
-                .clone()
-                .oneshot(hello(profile)?)
-                .await
-                .map_err(|e| PeerError::Handshake(e.to_string()))?;
+            hello(profile).await?;
         }
         if peer_aid.is_probe {
             return Err(PeerError::Probed(peer_aid.uid()));

@@ -97,16 +97,29 @@ impl Decoder for FrameCodec {
     }
 }
 
+impl FrameCodec {
+    /// The u32-LE length prefix of a body of `len` bytes, or `TooLarge`
+    /// past the maximum: the one rule for every frame written, buffered
+    /// or written straight through.
+    pub(crate) fn header(&self, len: usize) -> Result<[u8; HEADER_LEN], FrameError> {
+        let too_large = || FrameError::TooLarge {
+            claimed: len,
+            max: self.max_frame_len,
+        };
+        if len > self.max_frame_len {
+            return Err(too_large());
+        }
+        u32::try_from(len)
+            .map(u32::to_le_bytes)
+            .map_err(|_| too_large())
+    }
+}
+
 impl Encoder<Bytes> for FrameCodec {
     type Error = FrameError;
 
     fn encode(&mut self, body: Bytes, dst: &mut BytesMut) -> Result<(), FrameError> {
-        if body.len() > self.max_frame_len {
-            return Err(FrameError::TooLarge {
-                claimed: body.len(),
-                max: self.max_frame_len,
-            });
-        }
+        self.header(body.len())?;
         self.inner.encode(body, dst).map_err(FrameError::Io)
     }
 }
