@@ -236,7 +236,7 @@ impl<C: Codec> Peer<C> {
         // cancelled when the read side ends: the writer then flushes and
         // hangs up, so the peer sees the connection close
         let closed = tokio_util::sync::CancellationToken::new();
-        let (writer, _writer_task) =
+        let (writer, writer_task) =
             Writer::spawn_until(write, framing.codec(), self.config.queue, closed.clone());
         let mut frames = FramedRead::new(read, framing.codec());
         // our Aid, in `profile`'s wire
@@ -346,6 +346,7 @@ impl<C: Codec> Peer<C> {
             shared,
             peer_aid,
             reader,
+            writer: writer_task,
             orphans: Mutex::new(orphans),
         })
     }
@@ -417,11 +418,15 @@ where
 
 /// One connection to a peer, with its stack running.
 ///
-/// Dropping it stops reading (open contexts then see `TransportClosed`).
+/// Dropping it stops reading (open contexts then see `TransportClosed`);
+/// what was already queued is still written in the background.
+/// [`close`](Channel::close) does the same and waits for those writes, which
+/// matters before a process exits.
 pub struct Channel<C> {
     shared: Arc<Shared<C>>,
     peer_aid: Aid,
     reader: tokio::task::JoinHandle<()>,
+    writer: tokio::task::JoinHandle<Result<(), FrameError>>,
     orphans: Mutex<mpsc::Receiver<Orphan>>,
 }
 
@@ -499,6 +504,46 @@ impl<C: Codec> Channel<C> {
     /// How many contexts (either side) are open on this channel.
     pub fn open_contexts(&self) -> usize {
         self.shared.open_contexts()
+    }
+
+    /// Hangs up gracefully: stops reading (open contexts see
+    /// `TransportClosed`), writes what is already queued — an ack just
+    /// sent, say — and shuts the transport down. Resolves once that is
+    /// done, after at most [`SHUTDOWN_GRACE`](crate::channel::SHUTDOWN_GRACE)
+    /// of writing to a peer that stopped reading.
+    ///
+    /// Dropping a `Channel` also writes the queue, but in the background:
+    /// a process that exits right after may lose it. Call this first.
+    ///
+    /// ```
+    /// use scipp_layers::peer::Peer;
+    /// use scipp_codecs::msgpack::MsgpackCodec;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let server = Peer::new("server", MsgpackCodec::new());
+    /// let client = Peer::new("client", MsgpackCodec::new());
+    /// let (a, b) = tokio::io::duplex(4096);
+    /// let (served, chan) = tokio::join!(server.accept(a), client.channel(b));
+    /// let (served, chan) = (served.unwrap(), chan.unwrap());
+    ///
+    /// // the server hangs up: its acks are out, and the client sees the close
+    /// let (closed, ()) = tokio::join!(served.close(), chan.closed());
+    /// closed.unwrap();
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// The transport failed while writing the queue.
+    pub async fn close(mut self) -> Result<(), FrameError> {
+        self.reader.abort();
+        self.shared.on_transport_closed("we closed the channel");
+        match (&mut self.writer).await {
+            Ok(written) => written,
+            // the writer task only ends by returning; a panic in it
+            // or a runtime shutting down leaves nothing to flush
+            Err(_) => Ok(()),
+        }
     }
 
     /// Resolves when the transport has closed.

@@ -374,3 +374,36 @@ macro_rules! every_scenario_over {
 }
 
 every_scenario_over!(in_memory => duplex, tcp => tcp, unix_socket => unix);
+
+/// The race `scipp serve` lost once in CI: the peer asks us to cancel, we
+/// ack and exit. `close` must get the ack out before the runtime (and with
+/// it the writer task) is gone. A 16-byte pipe makes the ack take several
+/// writes, each waiting for the client to read: dropping the channel
+/// instead of closing it loses the ack here every time.
+#[tokio::test]
+async fn close_gets_the_cancel_ack_out_before_the_runtime_ends() {
+    let (ours, theirs) = tokio::io::duplex(16);
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let peer = Peer::new("scipp_peer", MsgpackCodec::new());
+            let chan = peer.accept(theirs).await.unwrap();
+            chan.cancel_requested().await;
+            chan.close().await
+        })
+        // the runtime drops here, aborting whatever was not done
+    });
+    let client = Peer::new("scipp_client", MsgpackCodec::new());
+    let chan = client.channel(ours).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), chan.cancel_actor())
+        .await
+        .expect("no hang")
+        .expect("the ack arrives before the server hangs up");
+    tokio::time::timeout(Duration::from_secs(10), chan.closed())
+        .await
+        .expect("the server hangs up after the ack");
+    server.join().unwrap().unwrap();
+}

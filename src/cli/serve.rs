@@ -2,6 +2,8 @@
 //! Unix socket, as tractor's `scipp_peer` actor of the transcripts does.
 
 use super::CliError;
+use futures_util::future::BoxFuture;
+use scipp::channel::SHUTDOWN_GRACE;
 use scipp::msg::Addr;
 use scipp::peer::{Config, Peer};
 use scipp::registry::{Registrar, RegistryClient};
@@ -150,9 +152,13 @@ async fn serve<C: Codec>(codec: C, args: &ServeArgs) -> Result<(), CliError> {
     };
     std::io::stdout().flush()?;
     let peer = Arc::new(peer);
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept(&peer, &stop) => accepted?,
+            accepted = listener.accept(&peer, &stop) => {
+                connections.spawn(accepted?);
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             () = stop.cancelled() => {
                 eprintln!("a peer asked us to cancel (self.cancel): exiting");
                 break;
@@ -164,6 +170,16 @@ async fn serve<C: Codec>(codec: C, args: &ServeArgs) -> Result<(), CliError> {
         }
     }
     listener.cleanup();
+    // every channel hangs up gracefully: what it queued (the CancelAck to
+    // the peer that asked us to stop, say) goes out before we exit
+    stop.cancel();
+    let hung_up = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(2 * SHUTDOWN_GRACE, hung_up)
+        .await
+        .is_err()
+    {
+        eprintln!("some connections did not close in time");
+    }
     if let Some(registration) = registration {
         match tokio::time::timeout(Duration::from_secs(5), registration.unregister()).await {
             Ok(Ok(())) => eprintln!("unregistered"),
@@ -257,27 +273,26 @@ impl Listener {
         }
     }
 
-    /// Accepts one connection and serves it in its own task.
+    /// Accepts one connection; the future it returns serves it.
     async fn accept<C: Codec>(
         &self,
         peer: &Arc<Peer<C>>,
         stop: &CancellationToken,
-    ) -> Result<(), CliError> {
+    ) -> Result<BoxFuture<'static, ()>, CliError> {
         let peer = peer.clone();
         let stop = stop.clone();
-        match self {
+        Ok(match self {
             Listener::Tcp(l) => {
                 let (tcp, from) = l.accept().await?;
                 tcp.set_nodelay(true)?;
-                tokio::spawn(async move { serve_one(peer, tcp, from.to_string(), stop).await });
+                Box::pin(serve_one(peer, tcp, from.to_string(), stop))
             }
             #[cfg(unix)]
             Listener::Unix(l, _) => {
                 let (uds, _) = l.accept().await?;
-                tokio::spawn(async move { serve_one(peer, uds, "unix socket".into(), stop).await });
+                Box::pin(serve_one(peer, uds, "unix socket".into(), stop))
             }
-        }
-        Ok(())
+        })
     }
 
     fn cleanup(&self) {
@@ -295,10 +310,18 @@ where
 {
     match peer.accept(io).await {
         Ok(chan) => {
-            tracing::info!("serving {} ({from})", chan.peer());
+            let who = chan.peer().clone();
+            tracing::info!("serving {who} ({from})");
             tokio::select! {
-                () = chan.closed() => tracing::info!("{} disconnected", chan.peer()),
+                () = chan.closed() => {
+                    tracing::info!("{who} disconnected");
+                    return;
+                }
                 () = chan.cancel_requested() => stop.cancel(),
+                () = stop.cancelled() => {}
+            }
+            if let Err(e) = chan.close().await {
+                tracing::debug!("closing the channel to {who}: {e}");
             }
         }
         Err(scipp::peer::PeerError::Probed(uid)) => {
