@@ -413,6 +413,29 @@ async fn raw_stream(addr: &str, kind: Kind, n: u64) -> Duration {
     took
 }
 
+/// The codec alone, the ceiling for any stack speaking this protocol: the
+/// raw child's frames, each decoded (envelope, then the typed payload) in
+/// this task, nothing checked, routed or handed over.
+async fn codec_only_stream<C: Codec>(codec: C, addr: &str, kind: Kind, n: u64) -> Duration {
+    fn typed<C: Codec, T: serde::de::DeserializeOwned>(codec: &C, frame: Bytes) {
+        let msg = codec.decode(frame).unwrap();
+        let pld = msg.pld().expect("a Yield has a payload");
+        std::hint::black_box(codec.decode_payload::<T>(pld).unwrap());
+    }
+    let mut io = FramingLayer::new().layer(connect(addr).await);
+    let start = Instant::now();
+    io.send(raw_request(0, kind, n)).await.unwrap();
+    for _ in 0..n {
+        let frame = io.next().await.unwrap().unwrap();
+        match kind {
+            Kind::Int => typed::<C, i64>(&codec, frame),
+            Kind::Struct => typed::<C, Reading>(&codec, frame),
+            Kind::Bytes4K | Kind::Bytes64K => typed::<C, ByteBuf>(&codec, frame),
+        }
+    }
+    start.elapsed()
+}
+
 fn peer<C: Codec>(codec: C) -> Peer<C> {
     Peer::new("bench_client", codec).config(big_config())
 }
@@ -640,6 +663,7 @@ struct Row {
     n: u64,
     frame_len: usize,
     raw: Duration,
+    codec_only: Duration,
     scipp: Duration,
 }
 
@@ -649,6 +673,11 @@ impl Row {
         let mb = (self.frame_len + 4) as f64 * n / 1e6;
         let (r, s) = (self.raw.as_secs_f64(), self.scipp.as_secs_f64());
         (n / r, n / s, mb / r, mb / s)
+    }
+
+    /// The codec-only ceiling in msgs/s.
+    fn codec_only_rate(&self) -> f64 {
+        self.n as f64 / self.codec_only.as_secs_f64()
     }
 }
 
@@ -661,11 +690,16 @@ async fn stream_row<C: Codec>(
 ) -> Row {
     let n = PROFILE.get().map_or(kind.count(smoke), |p| p.count);
     let side = |s: &str| PROFILE.get().map_or(true, |p| p.side == s);
-    let (mut raw, mut scipp) = (Duration::ZERO, Duration::ZERO);
-    if side("raw") {
+    let (mut raw, mut codec_only, mut scipp) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    if side("raw") || side("codec") {
         let raw_child = ChildProc::spawn("raw", codec_name, transport);
         raw_stream(&raw_child.1, kind, (n / 10).max(100)).await; // warm-up
-        raw = raw_stream(&raw_child.1, kind, n).await;
+        if side("raw") {
+            raw = raw_stream(&raw_child.1, kind, n).await;
+        }
+        if side("codec") {
+            codec_only = codec_only_stream(codec.clone(), &raw_child.1, kind, n).await;
+        }
     }
     if side("scipp") {
         let scipp_child = ChildProc::spawn("scipp", codec_name, transport);
@@ -679,11 +713,12 @@ async fn stream_row<C: Codec>(
         n,
         frame_len: kind.frame(&codec).len(),
         raw,
+        codec_only,
         scipp,
     }
 }
 
-/// `--profile raw|scipp N`: with `--only`, one side, `N` messages, no
+/// `--profile raw|codec|scipp N`: with `--only`, one side, `N` messages, no
 /// warm-up of the other side (for callgrind/perf).
 struct Profile {
     side: String,
@@ -709,116 +744,171 @@ fn main() {
         .iter()
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1).cloned());
+    // Measured in a spawned task, on a worker thread like everything the
+    // child runs: `block_on`'s own thread is not a worker, and waking a
+    // task that runs there costs a futex call per wake-up (what made a
+    // first version of this harness measure its own set-up).
+    let rt = runtime();
+    rt.block_on(async move { tokio::spawn(measure(json, smoke, only)).await.unwrap() });
+}
+
+async fn measure(json: bool, smoke: bool, only: Option<String>) {
     let wanted = |codec: &str, t: Transport, k: Kind| {
         only.as_deref().map_or(true, |o| {
             let name = format!("{codec}/{}/{}", t.name(), k.name());
             name.starts_with(o)
         })
     };
-    let rt = runtime();
-    rt.block_on(async {
-        let mut rows = Vec::new();
-        let mut cases: Vec<(&'static str, Transport, Kind)> = Vec::new();
-        for transport in [Transport::Tcp, Transport::Unix] {
-            cases.extend(KINDS.map(|k| ("msgpack", transport, k)));
+    let mut rows = Vec::new();
+    let mut cases: Vec<(&'static str, Transport, Kind)> = Vec::new();
+    for transport in [Transport::Tcp, Transport::Unix] {
+        cases.extend(KINDS.map(|k| ("msgpack", transport, k)));
+    }
+    cases.extend(KINDS.map(|k| ("cbor", Transport::Tcp, k)));
+    cases.extend(KINDS.map(|k| ("protobuf", Transport::Tcp, k)));
+    for (codec, transport, kind) in cases {
+        if !wanted(codec, transport, kind) {
+            continue;
         }
-        cases.extend(KINDS.map(|k| ("cbor", Transport::Tcp, k)));
-        cases.extend(KINDS.map(|k| ("protobuf", Transport::Tcp, k)));
-        for (codec, transport, kind) in cases {
-            if !wanted(codec, transport, kind) {
-                continue;
-            }
-            rows.push(match codec {
-                "cbor" => stream_row(CborCodec::new(), codec, transport, kind, smoke).await,
-                "protobuf" => stream_row(ProtobufCodec::new(), codec, transport, kind, smoke).await,
-                _ => stream_row(MsgpackCodec::new(), codec, transport, kind, smoke).await,
-            });
-        }
-        if only.is_some() {
-            for r in &rows {
-                let (rr, sr, _, _) = r.rates();
-                println!("{}/{}/{}: raw {rr:.0}/s scipp {sr:.0}/s ({:.1}%)", r.codec, r.transport.name(), r.kind.name(), 100.0 * sr / rr);
-            }
-            return;
-        }
-
-        let rounds = if smoke { 500 } else { 20_000 };
-        let raw_child = ChildProc::spawn("raw", "msgpack", Transport::Tcp);
-        let scipp_child = ChildProc::spawn("scipp", "msgpack", Transport::Tcp);
-        raw_ping_pong(&raw_child.1, rounds / 10).await;
-        scipp_ping_pong(&scipp_child.1, rounds / 10).await;
-        let raw_pp = raw_ping_pong(&raw_child.1, rounds).await;
-        let scipp_pp = scipp_ping_pong(&scipp_child.1, rounds).await;
-        let open_ret = scipp_open_to_return(&scipp_child.1, rounds / 4).await;
-
-        let (contexts, queued) = if smoke { (500, 500) } else { (10_000, 10_000) };
-        let (per_ctx, per_msg) = memory(contexts, queued).await;
-
-        if json {
-            for r in &rows {
-                let (rr, sr, rmb, smb) = r.rates();
-                println!(
-                    "{}",
-                    serde_json::json!({"bench": "stream", "codec": r.codec, "transport": r.transport.name(),
-                        "payload": r.kind.name(), "messages": r.n, "frame_bytes": r.frame_len + 4,
-                        "raw_msgs_per_s": rr, "scipp_msgs_per_s": sr, "raw_mb_per_s": rmb, "scipp_mb_per_s": smb,
-                        "ratio": sr / rr})
-                );
-            }
-            for (name, l) in [("raw ping-pong", &raw_pp), ("scipp stream ping-pong", &scipp_pp), ("scipp open->Started->Return", &open_ret)] {
-                println!(
-                    "{}",
-                    serde_json::json!({"bench": "latency", "case": name, "rounds": l.0.len(),
-                        "p50_us": l.us(0.5), "p99_us": l.us(0.99), "per_s": l.rate()})
-                );
-            }
-            println!(
-                "{}",
-                serde_json::json!({"bench": "memory", "idle_contexts": contexts, "bytes_per_idle_context": per_ctx,
-                    "queued_messages": queued, "bytes_per_queued_message": per_msg})
-            );
-            return;
-        }
-        println!("one-way stream: child process -> this process, 2 worker threads each\n");
-        println!(
-            "{:<9} {:<5} {:<14} {:>8} {:>12} {:>12} {:>9} {:>9} {:>9} {:>7}",
-            "codec", "via", "payload", "frame B", "raw msg/s", "scipp msg/s", "raw MB/s", "scipp MB/s", "", "ratio"
+        rows.push(match codec {
+            "cbor" => stream_row(CborCodec::new(), codec, transport, kind, smoke).await,
+            "protobuf" => stream_row(ProtobufCodec::new(), codec, transport, kind, smoke).await,
+            _ => stream_row(MsgpackCodec::new(), codec, transport, kind, smoke).await,
+        });
+    }
+    if only.as_deref() == Some("latency") {
+        // `--only latency`: the latency part alone, as a short table
+        let (raw_child, scipp_child) = (
+            ChildProc::spawn("raw", "msgpack", Transport::Tcp),
+            ChildProc::spawn("scipp", "msgpack", Transport::Tcp),
         );
+        raw_ping_pong(&raw_child.1, 2_000).await;
+        scipp_ping_pong(&scipp_child.1, 2_000).await;
+        let raw = raw_ping_pong(&raw_child.1, 20_000).await.us(0.5);
+        let pp = scipp_ping_pong(&scipp_child.1, 20_000).await.us(0.5);
+        let open = scipp_open_to_return(&scipp_child.1, 5_000).await.us(0.5);
+        println!("p50 µs: raw ping-pong {raw:.1}, scipp ping-pong {pp:.1} ({:.2}×), open->Return {open:.1} ({:.2}×)", pp / raw, open / raw);
+        return;
+    }
+    if only.is_some() {
         for r in &rows {
-            let (rr, sr, rmb, smb) = r.rates();
+            let (rr, sr, _, _) = r.rates();
+            let co = r.codec_only_rate();
             println!(
-                "{:<9} {:<5} {:<14} {:>8} {:>12.0} {:>12.0} {:>9.0} {:>9.0} {:>9} {:>6.1}%",
+                "{}/{}/{}: raw {rr:.0}/s codec-only {co:.0}/s ({:.1}%) scipp {sr:.0}/s ({:.1}%)",
                 r.codec,
                 r.transport.name(),
                 r.kind.name(),
-                r.frame_len + 4,
-                rr,
-                sr,
-                rmb,
-                smb,
-                "",
+                100.0 * co / rr,
                 100.0 * sr / rr
             );
         }
-        println!("\nlatency, loopback TCP, {rounds} rounds (open->Return: {})\n", rounds / 4);
-        println!("{:<32} {:>9} {:>9} {:>10} {:>14}", "case", "p50 µs", "p99 µs", "per s", "p50 vs raw");
-        let raw_p50 = raw_pp.us(0.5);
-        for (name, l) in [("raw ping-pong (one frame)", &raw_pp), ("scipp stream ping-pong", &scipp_pp), ("scipp open->Started->Return", &open_ret)] {
+        return;
+    }
+
+    let rounds = if smoke { 500 } else { 20_000 };
+    let raw_child = ChildProc::spawn("raw", "msgpack", Transport::Tcp);
+    let scipp_child = ChildProc::spawn("scipp", "msgpack", Transport::Tcp);
+    raw_ping_pong(&raw_child.1, rounds / 10).await;
+    scipp_ping_pong(&scipp_child.1, rounds / 10).await;
+    let raw_pp = raw_ping_pong(&raw_child.1, rounds).await;
+    let scipp_pp = scipp_ping_pong(&scipp_child.1, rounds).await;
+    let open_ret = scipp_open_to_return(&scipp_child.1, rounds / 4).await;
+
+    let (contexts, queued) = if smoke { (500, 500) } else { (10_000, 10_000) };
+    let (per_ctx, per_msg) = memory(contexts, queued).await;
+
+    if json {
+        for r in &rows {
+            let (rr, sr, rmb, smb) = r.rates();
             println!(
-                "{:<32} {:>9.1} {:>9.1} {:>10.0} {:>13.2}×",
-                name,
-                l.us(0.5),
-                l.us(0.99),
-                l.rate(),
-                l.us(0.5) / raw_p50
+                "{}",
+                serde_json::json!({"bench": "stream", "codec": r.codec, "transport": r.transport.name(),
+                    "payload": r.kind.name(), "messages": r.n, "frame_bytes": r.frame_len + 4,
+                    "raw_msgs_per_s": rr, "scipp_msgs_per_s": sr, "raw_mb_per_s": rmb, "scipp_mb_per_s": smb,
+                    "ratio": sr / rr, "codec_only_msgs_per_s": r.codec_only_rate(),
+                    "codec_only_ratio": r.codec_only_rate() / rr})
             );
         }
-        println!("\nmemory (counting allocator, both ends of the channel in one process)\n");
-        println!("heap per idle open context ({contexts} open): {per_ctx:.0} B");
-        println!("heap per queued Yield(int) ({queued} queued): {per_msg:.0} B");
+        for (name, l) in [
+            ("raw ping-pong", &raw_pp),
+            ("scipp stream ping-pong", &scipp_pp),
+            ("scipp open->Started->Return", &open_ret),
+        ] {
+            println!(
+                "{}",
+                serde_json::json!({"bench": "latency", "case": name, "rounds": l.0.len(),
+                    "p50_us": l.us(0.5), "p99_us": l.us(0.99), "per_s": l.rate()})
+            );
+        }
         println!(
-            "(a context's queue allocates on its first message; a queued item is a {} B slot plus its share of the read buffer)",
-            std::mem::size_of::<scipp::Inbound>()
+            "{}",
+            serde_json::json!({"bench": "memory", "idle_contexts": contexts, "bytes_per_idle_context": per_ctx,
+                "queued_messages": queued, "bytes_per_queued_message": per_msg})
         );
-    });
+        return;
+    }
+    println!("one-way stream: child process -> this process, 2 worker threads each");
+    println!("(codec msg/s: the raw frames decoded by the codec alone, envelope and typed payload, in one task: the ceiling of any stack)\n");
+    println!(
+        "{:<9} {:<5} {:<14} {:>8} {:>12} {:>12} {:>9} {:>10} {:>7} {:>12} {:>7}",
+        "codec",
+        "via",
+        "payload",
+        "frame B",
+        "raw msg/s",
+        "scipp msg/s",
+        "raw MB/s",
+        "scipp MB/s",
+        "ratio",
+        "codec msg/s",
+        "ratio"
+    );
+    for r in &rows {
+        let (rr, sr, rmb, smb) = r.rates();
+        println!(
+            "{:<9} {:<5} {:<14} {:>8} {:>12.0} {:>12.0} {:>9.0} {:>10.0} {:>6.1}% {:>12.0} {:>6.1}%",
+            r.codec,
+            r.transport.name(),
+            r.kind.name(),
+            r.frame_len + 4,
+            rr,
+            sr,
+            rmb,
+            smb,
+            100.0 * sr / rr,
+            r.codec_only_rate(),
+            100.0 * r.codec_only_rate() / rr
+        );
+    }
+    println!(
+        "\nlatency, loopback TCP, {rounds} rounds (open->Return: {})\n",
+        rounds / 4
+    );
+    println!(
+        "{:<32} {:>9} {:>9} {:>10} {:>14}",
+        "case", "p50 µs", "p99 µs", "per s", "p50 vs raw"
+    );
+    let raw_p50 = raw_pp.us(0.5);
+    for (name, l) in [
+        ("raw ping-pong (one frame)", &raw_pp),
+        ("scipp stream ping-pong", &scipp_pp),
+        ("scipp open->Started->Return", &open_ret),
+    ] {
+        println!(
+            "{:<32} {:>9.1} {:>9.1} {:>10.0} {:>13.2}×",
+            name,
+            l.us(0.5),
+            l.us(0.99),
+            l.rate(),
+            l.us(0.5) / raw_p50
+        );
+    }
+    println!("\nmemory (counting allocator, both ends of the channel in one process)\n");
+    println!("heap per idle open context ({contexts} open): {per_ctx:.0} B");
+    println!("heap per queued Yield(int) ({queued} queued): {per_msg:.0} B");
+    println!(
+        "(a context's queue allocates on its first message; a queued item is a {} B slot plus its share of the read buffer)",
+        std::mem::size_of::<scipp::Inbound>()
+    );
 }

@@ -57,6 +57,7 @@
 pub use scipp_codecs as codecs;
 
 pub mod channel;
+mod cid_map;
 pub mod codec;
 pub mod context;
 pub mod examples;

@@ -32,7 +32,6 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::codec::FramedRead;
-use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
 /// Why a channel could not be set up.
@@ -294,16 +293,13 @@ impl<C: Codec> Peer<C> {
 
         let specs = PayloadSpecs::new(PldSpec::<C>::any());
         let enforce = EnforceMsgTypeLayer::new().peer(peer.clone());
-        let send = BoxCloneSyncService::new(
-            ServiceBuilder::new()
-                .layer(
-                    ValidatePayloadLayer::new(codec.clone(), specs.clone())
-                        .strict(self.config.strict),
-                )
-                .layer(enforce.clone())
-                .layer(CodecLayer::new(codec.clone()))
-                .service(writer),
-        );
+        let send = ServiceBuilder::new()
+            .layer(
+                ValidatePayloadLayer::new(codec.clone(), specs.clone()).strict(self.config.strict),
+            )
+            .layer(enforce.clone())
+            .layer(CodecLayer::new(codec.clone()))
+            .service(writer);
         let (orphan_tx, orphans) = mpsc::channel(64);
         let shared = Arc::new(Shared::new(
             codec.clone(),

@@ -190,3 +190,69 @@ async fn the_writer_keeps_order_and_bytes_across_small_and_big_frames() {
     }
     sending.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_full_writer_queue_makes_poll_ready_wait_and_then_frees_up_in_order() {
+    use scipp_layers::channel::Writer;
+    use tower::{Service, ServiceExt};
+    fn ready_now(w: &mut Writer) -> bool {
+        let mut cx = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+        w.poll_ready(&mut cx).is_ready()
+    }
+    // a 16-byte pipe nobody reads yet, a one-frame queue: the writer task
+    // takes one frame and blocks writing it, the next fills the queue
+    let (a, b) = tokio::io::duplex(16);
+    let (mut writer, _task) = Writer::spawn(a, FrameCodec::new(1 << 20), 1);
+    let frame = |i: u8| Bytes::from(vec![i; 64]);
+    let mut sent = 0u8;
+    // fill everything that takes frames without waiting
+    while ready_now(&mut writer) {
+        writer.call(frame(sent)).await.unwrap();
+        sent += 1;
+        assert!(
+            sent < 8,
+            "a one-frame queue in front of a stuck pipe fills up"
+        );
+        tokio::task::yield_now().await; // let the writer task take what it can
+    }
+    assert!(sent >= 1, "room for at least one frame");
+    // a clone does not share the pending reservation, and waits as well
+    let mut other = writer.clone();
+    assert!(!ready_now(&mut other));
+    // reading makes room: both handles get through, every frame in order
+    let reading = tokio::spawn(async move {
+        let mut rx = FramedRead::new(b, FrameCodec::new(1 << 20));
+        let mut got = Vec::new();
+        while let Some(Ok(f)) = rx.next().await {
+            got.push(f);
+        }
+        got
+    });
+    writer
+        .ready()
+        .await
+        .unwrap()
+        .call(frame(sent))
+        .await
+        .unwrap();
+    other
+        .ready()
+        .await
+        .unwrap()
+        .call(frame(sent + 1))
+        .await
+        .unwrap();
+    drop((writer, other)); // the task writes what is queued and ends
+    let got = reading.await.unwrap();
+    let want: Vec<Bytes> = (0..sent + 2).map(frame).collect();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn a_writer_call_without_poll_ready_is_an_error_not_a_lost_frame() {
+    use scipp_layers::channel::Writer;
+    use tower::Service;
+    let (a, _b) = tokio::io::duplex(1024);
+    let (mut writer, _task) = Writer::spawn(a, FrameCodec::new(1 << 20), 4);
+    assert!(writer.call(Bytes::from_static(b"x")).await.is_err());
+}

@@ -49,6 +49,28 @@ fn endpoints() -> (Endpoints<C>, mpsc::UnboundedReceiver<String>) {
             }
         },
     );
+    // Endpoints that panic, at once and after an await.
+    e.rpc(
+        "scipp_peer",
+        "panic_now",
+        |_: BTreeMap<String, ()>| async move {
+            if true {
+                panic!("boom now");
+            }
+            Ok(0i64)
+        },
+    );
+    e.rpc(
+        "scipp_peer",
+        "panic_later",
+        |_: BTreeMap<String, ()>| async move {
+            tokio::task::yield_now().await;
+            if true {
+                panic!("{}", String::from("boom later"));
+            }
+            Ok(0i64)
+        },
+    );
     // A slow endpoint behind tower's own Timeout middleware.
     let slow = tower::service_fn(|_call: Call<C>| async move {
         std::future::pending::<()>().await;
@@ -158,6 +180,27 @@ async fn plain_rpc(p: Pair) {
         .await
         .unwrap();
     assert_eq!(sum, 5);
+}
+
+async fn a_panicking_endpoint_is_a_remote_error_and_the_channel_keeps_serving(p: Pair) {
+    for (func, what) in [("panic_now", "boom now"), ("panic_later", "boom later")] {
+        let none = kwargs::<()>(&[]);
+        let call = p.client.rpc::<_, i64>("scipp_peer", func, &none);
+        let err = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("an answer, not silence")
+            .unwrap_err();
+        let remote = err.remote().expect("a remote error");
+        assert!(remote.traceback().contains(what), "{remote}");
+        assert!(remote.traceback().contains("panicked"), "{remote}");
+        // the same channel answers the next call
+        let sum: i64 = p
+            .client
+            .rpc("scipp_peer", "add", &kwargs(&[("a", 2), ("b", 3)]))
+            .await
+            .unwrap();
+        assert_eq!(sum, 5);
+    }
 }
 
 async fn bad_rpc_kwargs_are_a_type_error(p: Pair) {
@@ -369,7 +412,7 @@ macro_rules! over {
 
 macro_rules! every_scenario_over {
     ($($transport:ident => $connect:ident),*) => {
-        $( over!($transport, $connect: echo_stream, typed_struct_payloads, plain_rpc, bad_rpc_kwargs_are_a_type_error, remote_error_arrives_with_its_type_and_trace, an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving, a_started_outside_the_endpoint_spec_is_refused_before_sending, a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error, parent_cancel_stops_the_child_and_is_acked, dropping_a_context_cancels_the_remote_task, tower_timeout_wraps_an_endpoint_unchanged, a_thousand_concurrent_contexts_on_one_channel, a_closed_transport_ends_open_contexts_with_transport_closed); )*
+        $( over!($transport, $connect: echo_stream, typed_struct_payloads, plain_rpc, a_panicking_endpoint_is_a_remote_error_and_the_channel_keeps_serving, bad_rpc_kwargs_are_a_type_error, remote_error_arrives_with_its_type_and_trace, an_unknown_endpoint_is_an_error_and_the_channel_keeps_serving, a_started_outside_the_endpoint_spec_is_refused_before_sending, a_bad_yield_from_the_parent_comes_back_as_a_msg_type_error, parent_cancel_stops_the_child_and_is_acked, dropping_a_context_cancels_the_remote_task, tower_timeout_wraps_an_endpoint_unchanged, a_thousand_concurrent_contexts_on_one_channel, a_closed_transport_ends_open_contexts_with_transport_closed); )*
     };
 }
 

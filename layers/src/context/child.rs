@@ -238,12 +238,18 @@ impl<C: Codec> ChildContext<C> {
 
 impl ChildRunner {
     /// Drives the endpoint future; sends `Return`, a boxed `Error`, or (on
-    /// cancel) `Stop` if its stream is open and `ContextCancelled`.
+    /// cancel) `Stop` if its stream is open and `ContextCancelled`. A
+    /// panicking endpoint is an error like any other: the peer gets it
+    /// boxed, and the channel goes on.
     pub(crate) async fn run<C, F>(self, shared: Arc<Shared<C>>, functype: FuncType, endpoint: F)
     where
         C: Codec,
         F: Future<Output = Result<RawPayload, BoxError>>,
     {
+        use futures_util::FutureExt;
+        let endpoint = std::panic::AssertUnwindSafe(endpoint)
+            .catch_unwind()
+            .map(|out| out.unwrap_or_else(|panic| Err(panicked(&self.place, &*panic))));
         let outcome = tokio::select! {
             biased;
             () = self.cancel.token.cancelled() => None,
@@ -334,4 +340,15 @@ pub(crate) fn context_cancelled(
     err.canceller = Some(canceller);
     err.cid = Some(cid.clone());
     err
+}
+
+/// The error a panicking endpoint becomes.
+fn panicked(place: &str, panic: &(dyn std::any::Any + Send)) -> BoxError {
+    let what = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string panic payload");
+    tracing::error!(endpoint = place, "endpoint panicked: {what}");
+    format!("the endpoint `{place}` panicked: {what}").into()
 }

@@ -55,7 +55,7 @@ struct Core<C> {
     shared: Arc<Shared<C>>,
     /// This context's own handle on the send stack (cloned once, not per
     /// message).
-    sender: SendStack,
+    sender: SendStack<C>,
     cid: Cid,
     rx: crate::route::queue::Receiver,
     /// Whether dropping this closes the context's queue (false once a

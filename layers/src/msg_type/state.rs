@@ -1,7 +1,7 @@
 //! The per-`cid` dialog state machine of spec §5.7.
 
+use crate::cid_map::CidMap;
 use scipp_codecs::msg::{Cid, FuncType, Msg};
-use std::collections::HashMap;
 
 /// Which side of a dialog this peer is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,7 @@ enum Handshake {
 #[derive(Debug)]
 pub(crate) struct DialogTable {
     handshake: Handshake,
-    dialogs: HashMap<Cid, (Side, Phase)>,
+    dialogs: CidMap<(Side, Phase)>,
 }
 
 impl DialogTable {
@@ -79,7 +79,7 @@ impl DialogTable {
             } else {
                 Handshake::Done
             },
-            dialogs: HashMap::new(),
+            dialogs: CidMap::default(),
         }
     }
 

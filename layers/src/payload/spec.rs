@@ -2,11 +2,11 @@
 //! payloads must decode as.
 
 use super::{render::python_repr, render::python_type, MsgTypeError};
+use crate::cid_map::CidMap;
 use scipp_codecs::msg::{Cid, Msg, RawPayload, Uid};
 use scipp_codecs::{Codec, PayloadError};
 use serde::de::DeserializeOwned;
 use std::any::Any;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -237,7 +237,7 @@ pub struct PayloadSpecs<C> {
 
 struct Shared<C> {
     default: PldSpec<C>,
-    per_cid: Mutex<HashMap<Cid, PldSpec<C>>>,
+    per_cid: Mutex<CidMap<PldSpec<C>>>,
 }
 
 impl<C> Clone for PayloadSpecs<C> {
@@ -262,7 +262,7 @@ impl<C> PayloadSpecs<C> {
         PayloadSpecs {
             inner: Arc::new(Shared {
                 default,
-                per_cid: Mutex::new(HashMap::new()),
+                per_cid: Mutex::new(CidMap::default()),
             }),
         }
     }
@@ -285,7 +285,7 @@ impl<C> PayloadSpecs<C> {
             .unwrap_or_else(|| self.inner.default.clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Cid, PldSpec<C>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CidMap<PldSpec<C>>> {
         // The map holds no invariant a panicking holder could break.
         self.inner
             .per_cid

@@ -3,17 +3,16 @@
 
 use super::queue;
 use super::Endpoints;
+use crate::cid_map::CidMap;
 use crate::context::ContextError;
 use crate::payload::PayloadSpecs;
 use crate::relay::RemoteError;
 use crate::{BoxError, Inbound, MsgTypeError};
 use scipp_codecs::msg::{self, Cid, Msg, Uid};
 use scipp_codecs::WireProfile;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tower::util::BoxCloneSyncService;
 use tower::ServiceExt;
 
 /// What happens when a context's queue is full and its peer keeps sending.
@@ -51,7 +50,12 @@ impl From<MsgTypeError> for Orphan {
     }
 }
 
-pub(crate) type SendStack = BoxCloneSyncService<Msg, (), BoxError>;
+/// A channel's send stack, by its concrete type: a boxed service would
+/// box every message's future (one allocation per send).
+pub(crate) type SendStack<C> = crate::payload::ValidatePayload<
+    crate::msg_type::EnforceMsgType<crate::codec::CodecService<crate::channel::Writer, C>>,
+    C,
+>;
 
 /// How to cancel a running endpoint task and know it has finished.
 #[derive(Debug, Clone)]
@@ -86,7 +90,7 @@ pub(crate) struct Shared<C> {
     pub(crate) me: Uid,
     pub(crate) peer: Uid,
     pub(crate) profile: WireProfile,
-    pub(crate) sender: SendStack,
+    pub(crate) sender: SendStack<C>,
     pub(crate) specs: PayloadSpecs<C>,
     pub(crate) endpoints: Arc<Endpoints<C>>,
     pub(crate) overrun: Overrun,
@@ -95,7 +99,7 @@ pub(crate) struct Shared<C> {
     pub(crate) closed: CancellationToken,
     close_reason: std::sync::OnceLock<String>,
     pub(crate) actor_cancel: CancellationToken,
-    slots: Mutex<HashMap<Cid, Slot>>,
+    slots: Mutex<CidMap<Slot>>,
     orphans: mpsc::Sender<Orphan>,
 }
 
@@ -106,7 +110,7 @@ impl<C> Shared<C> {
         me: Uid,
         peer: Uid,
         profile: WireProfile,
-        sender: SendStack,
+        sender: SendStack<C>,
         specs: PayloadSpecs<C>,
         endpoints: Arc<Endpoints<C>>,
         overrun: Overrun,
@@ -129,12 +133,12 @@ impl<C> Shared<C> {
             closed,
             close_reason: std::sync::OnceLock::new(),
             actor_cancel: CancellationToken::new(),
-            slots: Mutex::new(HashMap::new()),
+            slots: Mutex::new(CidMap::default()),
             orphans,
         }
     }
 
-    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<Cid, Slot>> {
+    fn slots(&self) -> std::sync::MutexGuard<'_, CidMap<Slot>> {
         // Each critical section is one map operation.
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -267,11 +271,6 @@ impl<C> Shared<C> {
         }
     }
 
-    /// Sends one message through the channel's send stack.
-    pub(crate) async fn send(&self, msg: Msg) -> Result<(), BoxError> {
-        self.sender.clone().oneshot(msg).await
-    }
-
     /// tractor's `StreamOverrun` report for a dropped message (spec §9).
     pub(crate) fn overrun_report(&self, cid: &Cid, dropped: &Inbound) -> msg::Error {
         let mut err = msg::Error::new(self.me.clone(), "StreamOverrun");
@@ -286,5 +285,12 @@ impl<C> Shared<C> {
             self.queue
         );
         err
+    }
+}
+
+impl<C: scipp_codecs::Codec> Shared<C> {
+    /// Sends one message through the channel's send stack.
+    pub(crate) async fn send(&self, msg: Msg) -> Result<(), BoxError> {
+        self.sender.clone().oneshot(msg).await
     }
 }
