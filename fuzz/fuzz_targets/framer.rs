@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
         }
         // what arrived plus one 64 KiB read-ahead step, at most doubled by
         // `Vec`-style growth: never what a header merely claims
-        assert!(buf.capacity() <= 2 * (rest.len() + 64 * 1024) + 8192);
+        assert!(buf.capacity() <= 2 * (rest.len() + scipp_layers::framing::READ_AHEAD) + 8192);
     }
     let _ = codec.decode_eof(&mut buf);
 });

@@ -1,9 +1,6 @@
-use super::{FrameError, HEADER_LEN};
+use super::{FrameError, HEADER_LEN, READ_AHEAD};
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
-
-/// Most the read buffer is grown ahead of bytes that have arrived.
-const RESERVE_AHEAD: usize = 64 * 1024;
 
 /// tractor's framing: a `u32` little-endian body length, then the body.
 ///
@@ -74,7 +71,7 @@ impl Decoder for FrameCodec {
         if missing > 0 {
             // LengthDelimitedCodec would reserve the whole claimed length
             // here; grow only a bounded step ahead of what has arrived.
-            src.reserve(missing.min(RESERVE_AHEAD));
+            src.reserve(missing.min(READ_AHEAD));
             return Ok(None);
         }
         // The whole frame is buffered: the inner codec reads the header and

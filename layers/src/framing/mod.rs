@@ -45,3 +45,11 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 
 /// Bytes of the length prefix.
 pub const HEADER_LEN: usize = 4;
+
+/// The most the read buffer grows ahead of the bytes that have arrived,
+/// whatever a header claims: 128 KiB. A frame up to this size is read
+/// into one allocation (at 64 KiB, a frame of a 64 KiB payload overran it
+/// by its envelope, and the last few bytes cost a reallocation copying the
+/// whole frame); bigger ones grow with what arrives. A peer that claims a
+/// big frame and goes silent costs this much, not the claim.
+pub const READ_AHEAD: usize = 128 * 1024;
