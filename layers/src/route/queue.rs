@@ -7,6 +7,12 @@
 //! `VecDeque` that allocates on the first message, behind a mutex, with
 //! two `Notify`s for the reader and for senders waiting for room. Its
 //! interface mirrors the mpsc one it replaces.
+//!
+//! Wake-ups are the expensive part of a hand-off, so there are few: a
+//! push wakes the reader only when it waits, and senders waiting for room
+//! are woken once the queue has drained to half, not after every pop (a
+//! full stream then costs the reading task one wake-up per half queue
+//! instead of one per message).
 
 use crate::Inbound;
 use std::collections::VecDeque;
@@ -32,6 +38,10 @@ struct State {
     no_senders: bool,
     /// The reader is gone: sends fail.
     no_reader: bool,
+    /// The reader found the queue empty and waits on `readable`.
+    reader_waits: bool,
+    /// Some sender found the queue full and waits on `writable`.
+    senders_wait: bool,
 }
 
 impl Queue {
@@ -74,16 +84,27 @@ impl Drop for Sender {
 impl Sender {
     /// Queues `item` if there is room.
     pub(crate) fn try_send(&self, item: Inbound) -> Result<(), TrySendError<Inbound>> {
+        self.push(item, false)
+    }
+
+    /// Queues `item`, or hands it back; `wait_for_room` marks this sender
+    /// as waiting when the queue is full.
+    fn push(&self, item: Inbound, wait_for_room: bool) -> Result<(), TrySendError<Inbound>> {
         let mut state = self.0.state();
         if state.no_reader {
             return Err(TrySendError::Closed(item));
         }
         if state.items.len() >= self.0.cap {
+            state.senders_wait |= wait_for_room;
             return Err(TrySendError::Full(item));
         }
         state.items.push_back(item);
+        let wake = std::mem::take(&mut state.reader_waits);
         drop(state);
-        self.0.readable.notify_one();
+        if wake {
+            // stores a permit if the reader has not started waiting yet
+            self.0.readable.notify_one();
+        }
         Ok(())
     }
 
@@ -92,9 +113,10 @@ impl Sender {
         loop {
             let room = self.0.writable.notified();
             tokio::pin!(room);
-            // listen before trying, so room made in between is not missed
+            // listen before trying: `notify_waiters` reaches only
+            // listeners, and room may be made right after the try
             room.as_mut().enable();
-            match self.try_send(item) {
+            match self.push(item, true) {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Closed(back)) => return Err(SendError(back)),
                 Err(TrySendError::Full(back)) => item = back,
@@ -111,26 +133,26 @@ impl Receiver {
     /// drained.
     pub(crate) async fn recv(&mut self) -> Option<Inbound> {
         loop {
-            let ready = self.0.readable.notified();
-            tokio::pin!(ready);
-            ready.as_mut().enable();
             {
                 let mut state = self.0.state();
                 if let Some(item) = state.items.pop_front() {
-                    let more = !state.items.is_empty();
+                    let room = state.senders_wait && state.items.len() <= self.0.cap / 2;
+                    if room {
+                        state.senders_wait = false;
+                    }
                     drop(state);
-                    self.0.writable.notify_one();
-                    if more {
-                        // leave the permit for the next call
-                        self.0.readable.notify_one();
+                    if room {
+                        self.0.writable.notify_waiters();
                     }
                     return Some(item);
                 }
                 if state.no_senders {
                     return None;
                 }
+                // a push from now on wakes us (or leaves a permit)
+                state.reader_waits = true;
             }
-            ready.await;
+            self.0.readable.notified().await;
         }
     }
 }
@@ -178,6 +200,62 @@ mod tests {
         assert_eq!(cid(&rx.recv().await.unwrap()), "c1");
         assert_eq!(cid(&rx.recv().await.unwrap()), "c2");
         assert!(rx.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn waiting_senders_get_room_once_the_queue_is_half_drained() {
+        let (tx, mut rx) = channel(4);
+        for i in 0..4 {
+            tx.try_send(item(i)).unwrap();
+        }
+        let (sent_tx, mut sent) = tokio::sync::mpsc::unbounded_channel();
+        let waiting = {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                tx.send(item(4)).await.unwrap();
+                sent_tx.send(()).unwrap();
+            })
+        };
+        // let the sender find the queue full and wait
+        while !rx.0.state().senders_wait {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(cid(&rx.recv().await.unwrap()), "c0"); // 3 left
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            sent.try_recv().is_err(),
+            "not woken while more than half full"
+        );
+        assert_eq!(cid(&rx.recv().await.unwrap()), "c1"); // 2 left: half
+        sent.recv().await.unwrap();
+        waiting.await.unwrap();
+        for i in 2..5 {
+            assert_eq!(cid(&rx.recv().await.unwrap()), format!("c{i}"));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_push_wakes_a_waiting_reader_and_a_permit_is_not_lost() {
+        let (tx, mut rx) = channel(4);
+        let reading = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(item) = rx.recv().await {
+                got.push(cid(&item));
+            }
+            got
+        });
+        for i in 0..10_000 {
+            if i % 7 == 0 {
+                tokio::task::yield_now().await; // let the reader catch up and wait
+            }
+            tx.send(item(i)).await.unwrap();
+        }
+        drop(tx);
+        let got = reading.await.unwrap();
+        let want: Vec<String> = (0..10_000).map(|i| format!("c{i}")).collect();
+        assert_eq!(got, want);
     }
 
     #[tokio::test]
