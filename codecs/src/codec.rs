@@ -89,9 +89,8 @@ pub trait Codec: Clone + Send + Sync + fmt::Debug + 'static {
     /// As [`encode`](Codec::encode).
     fn encode_to_bytes(&self, msg: &Msg) -> Result<Bytes, EncodeError> {
         // room for the envelope and the payload up front: no regrowth
-        let mut dst = BytesMut::with_capacity(96 + msg.pld().map_or(0, RawPayload::len));
-        self.encode(msg, &mut dst)?;
-        Ok(dst.freeze())
+        let hint = 96 + msg.pld().map_or(0, RawPayload::len);
+        crate::scratch::encode_bytes(hint, |dst| self.encode(msg, dst))
     }
 
     /// The tractor version whose wire this codec writes. Only msgpack,

@@ -62,6 +62,7 @@ pub mod cbor;
 mod codec;
 #[cfg(any(feature = "msgpack", feature = "cbor"))]
 mod envelope;
+mod scratch;
 pub mod msg;
 #[cfg(feature = "msgpack")]
 pub mod msgpack;

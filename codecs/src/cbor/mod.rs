@@ -8,7 +8,7 @@ mod writer;
 use crate::codec::{Codec, DecodeError, EncodeError, PayloadError};
 use crate::envelope::{self, encode::AidFields};
 use crate::msg::{Msg, RawPayload};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// The CBOR codec.
@@ -55,9 +55,9 @@ impl Codec for CborCodec {
     }
 
     fn encode_payload<T: Serialize + ?Sized>(&self, value: &T) -> Result<RawPayload, PayloadError> {
-        let mut out = BytesMut::new().writer();
-        ciborium::into_writer(value, &mut out).map_err(|e| PayloadError::encode("cbor", e))?;
-        Ok(RawPayload::new(out.into_inner().freeze()))
+        crate::scratch::encode_vec(|buf| ciborium::into_writer(value, buf))
+            .map(RawPayload::new)
+            .map_err(|e| PayloadError::encode("cbor", e))
     }
 
     fn decode_payload<T: DeserializeOwned>(&self, raw: &RawPayload) -> Result<T, PayloadError> {

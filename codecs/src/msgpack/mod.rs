@@ -117,8 +117,8 @@ impl Codec for MsgpackCodec {
     }
 
     fn encode_payload<T: Serialize + ?Sized>(&self, value: &T) -> Result<RawPayload, PayloadError> {
-        rmp_serde::to_vec_named(value)
-            .map(RawPayload::from)
+        crate::scratch::encode_vec(|buf| rmp_serde::encode::write_named(buf, value))
+            .map(RawPayload::new)
             .map_err(|e| PayloadError::encode("msgpack", e))
     }
 
