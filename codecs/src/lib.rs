@@ -62,12 +62,12 @@ pub mod cbor;
 mod codec;
 #[cfg(any(feature = "msgpack", feature = "cbor"))]
 mod envelope;
-mod scratch;
 pub mod msg;
 #[cfg(feature = "msgpack")]
 pub mod msgpack;
 #[cfg(feature = "protobuf")]
 pub mod protobuf;
+mod scratch;
 
 /// How deeply arrays and maps may nest inside a payload before decoding it
 /// fails: 256 levels. Real payloads nest a handful of levels; the bound

@@ -18,12 +18,19 @@ const SMALL: usize = 1024;
 const KEEP: usize = 64 * 1024;
 
 thread_local! {
-    static VEC: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static BYTES: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
+#[cfg(any(feature = "msgpack", feature = "cbor"))]
+thread_local! {
+    static VEC: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Runs `encode` on an empty reusable `Vec` and returns what it wrote.
-pub(crate) fn encode_vec<E>(encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<Bytes, E> {
+#[cfg(any(feature = "msgpack", feature = "cbor"))]
+pub(crate) fn encode_vec<E>(
+    encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<Bytes, E> {
     VEC.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             buf.clear();
@@ -72,7 +79,7 @@ pub(crate) fn encode_bytes<E>(
     Ok(buf.freeze())
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "msgpack"))]
 mod tests {
     use super::*;
 

@@ -12,6 +12,8 @@ type Result = std::result::Result<(), EncodeError>;
 /// three fields HEAD added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AidFields {
+    // only the msgpack codec writes the older profile
+    #[cfg_attr(not(feature = "msgpack"), allow(dead_code))]
     NameAndUuid,
     All,
 }
