@@ -173,13 +173,17 @@ async fn typed_struct_payloads(p: Pair) {
     assert_eq!(ctx.result::<u64>().await.unwrap(), 3);
 }
 
-async fn plain_rpc(p: Pair) {
-    let sum: i64 = p
-        .client
+/// `add(a=2, b=3)` on the peer answers 5.
+async fn assert_adds(client: &Channel<C>) {
+    let sum: i64 = client
         .rpc("scipp_peer", "add", &kwargs(&[("a", 2), ("b", 3)]))
         .await
         .unwrap();
     assert_eq!(sum, 5);
+}
+
+async fn plain_rpc(p: Pair) {
+    assert_adds(&p.client).await;
 }
 
 async fn a_panicking_endpoint_is_a_remote_error_and_the_channel_keeps_serving(p: Pair) {
@@ -194,12 +198,7 @@ async fn a_panicking_endpoint_is_a_remote_error_and_the_channel_keeps_serving(p:
         assert!(remote.traceback().contains(what), "{remote}");
         assert!(remote.traceback().contains("panicked"), "{remote}");
         // the same channel answers the next call
-        let sum: i64 = p
-            .client
-            .rpc("scipp_peer", "add", &kwargs(&[("a", 2), ("b", 3)]))
-            .await
-            .unwrap();
-        assert_eq!(sum, 5);
+        assert_adds(&p.client).await;
     }
 }
 
