@@ -106,7 +106,7 @@ pub struct Writer {
 /// its boxed acquire future on every `poll_ready`: that was ~1 100 of the
 /// ~4 000 instructions a `Yield(int)` cost to send (callgrind). Here a
 /// queue with room costs one `try_reserve_owned`; only a full queue
-/// waits on a (reused) boxed future.
+/// waits on a boxed future.
 enum Slot {
     /// No room reserved.
     Idle(mpsc::Sender<Bytes>),

