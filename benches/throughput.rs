@@ -511,11 +511,16 @@ async fn raw_ping_pong(addr: &str, n: usize) -> Latencies {
     Latencies::new(lat)
 }
 
-async fn scipp_ping_pong(addr: &str, n: usize) -> Latencies {
-    let chan = peer(MsgpackCodec::new())
+/// A msgpack channel to the scipp child at `addr`.
+async fn scipp_channel(addr: &str) -> scipp::peer::Channel<MsgpackCodec> {
+    peer(MsgpackCodec::new())
         .channel(connect(addr).await)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn scipp_ping_pong(addr: &str, n: usize) -> Latencies {
+    let chan = scipp_channel(addr).await;
     let (mut ctx, _): (_, i64) = chan
         .open_context("bench", "echo")
         .spec(PldSpec::of::<i64>())
@@ -535,10 +540,7 @@ async fn scipp_ping_pong(addr: &str, n: usize) -> Latencies {
 }
 
 async fn scipp_open_to_return(addr: &str, n: usize) -> Latencies {
-    let chan = peer(MsgpackCodec::new())
-        .channel(connect(addr).await)
-        .await
-        .unwrap();
+    let chan = scipp_channel(addr).await;
     let mut lat = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
@@ -778,15 +780,8 @@ async fn measure(json: bool, smoke: bool, only: Option<String>) {
     }
     if only.as_deref() == Some("latency") {
         // `--only latency`: the latency part alone, as a short table
-        let (raw_child, scipp_child) = (
-            ChildProc::spawn("raw", "msgpack", Transport::Tcp),
-            ChildProc::spawn("scipp", "msgpack", Transport::Tcp),
-        );
-        raw_ping_pong(&raw_child.1, 2_000).await;
-        scipp_ping_pong(&scipp_child.1, 2_000).await;
-        let raw = raw_ping_pong(&raw_child.1, 20_000).await.us(0.5);
-        let pp = scipp_ping_pong(&scipp_child.1, 20_000).await.us(0.5);
-        let open = scipp_open_to_return(&scipp_child.1, 5_000).await.us(0.5);
+        let (raw, pp, open) = latencies(20_000).await;
+        let (raw, pp, open) = (raw.us(0.5), pp.us(0.5), open.us(0.5));
         println!("p50 µs: raw ping-pong {raw:.1}, scipp ping-pong {pp:.1} ({:.2}×), open->Return {open:.1} ({:.2}×)", pp / raw, open / raw);
         return;
     }
@@ -807,13 +802,7 @@ async fn measure(json: bool, smoke: bool, only: Option<String>) {
     }
 
     let rounds = if smoke { 500 } else { 20_000 };
-    let raw_child = ChildProc::spawn("raw", "msgpack", Transport::Tcp);
-    let scipp_child = ChildProc::spawn("scipp", "msgpack", Transport::Tcp);
-    raw_ping_pong(&raw_child.1, rounds / 10).await;
-    scipp_ping_pong(&scipp_child.1, rounds / 10).await;
-    let raw_pp = raw_ping_pong(&raw_child.1, rounds).await;
-    let scipp_pp = scipp_ping_pong(&scipp_child.1, rounds).await;
-    let open_ret = scipp_open_to_return(&scipp_child.1, rounds / 4).await;
+    let (raw_pp, scipp_pp, open_ret) = latencies(rounds).await;
 
     let (contexts, queued) = if smoke { (500, 500) } else { (10_000, 10_000) };
     let (per_ctx, per_msg) = memory(contexts, queued).await;
@@ -911,4 +900,17 @@ async fn measure(json: bool, smoke: bool, only: Option<String>) {
         "(a context's queue allocates on its first message; a queued item is a {} B slot plus its share of the read buffer)",
         std::mem::size_of::<scipp::Inbound>()
     );
+}
+
+/// Raw ping-pong, scipp stream ping-pong (`rounds` each, after a tenth as
+/// warm-up) and open->Return (`rounds / 4`), against fresh children.
+async fn latencies(rounds: usize) -> (Latencies, Latencies, Latencies) {
+    let raw_child = ChildProc::spawn("raw", "msgpack", Transport::Tcp);
+    let scipp_child = ChildProc::spawn("scipp", "msgpack", Transport::Tcp);
+    raw_ping_pong(&raw_child.1, rounds / 10).await;
+    scipp_ping_pong(&scipp_child.1, rounds / 10).await;
+    let raw = raw_ping_pong(&raw_child.1, rounds).await;
+    let ping_pong = scipp_ping_pong(&scipp_child.1, rounds).await;
+    let open_ret = scipp_open_to_return(&scipp_child.1, rounds / 4).await;
+    (raw, ping_pong, open_ret)
 }

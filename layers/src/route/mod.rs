@@ -27,6 +27,7 @@ use crate::{BoxError, Inbound};
 use scipp_codecs::msg::{self, Cid, FuncType, Msg, StartAck};
 use scipp_codecs::Codec;
 use state::{Delivery, Shared, TryDeliver};
+use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
@@ -221,8 +222,7 @@ async fn on_start<C: Codec>(shared: Arc<Shared<C>>, start: msg::Start) -> Result
     // context that returns) is done without a task hop. Measured with the
     // harness: open->Return p50 2.3-2.9x -> 1.5-1.9x raw ping-pong. What is
     // still pending runs in its own task; a panic is caught inside `run`.
-    let first =
-        std::future::poll_fn(|cx| Poll::Ready(std::future::Future::poll(task.as_mut(), cx))).await;
+    let first = std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx))).await;
     if first.is_pending() {
         tokio::spawn(task);
     }
