@@ -462,7 +462,6 @@ async fn receive_n<C: Codec, T: serde::de::DeserializeOwned + Send + Sync + 'sta
     let (mut ctx, first): (_, T) = chan
         .open_context("bench", "stream")
         .kwargs(kwargs)
-        .unwrap()
         .spec(PldSpec::of::<T>())
         .start()
         .await
@@ -631,7 +630,6 @@ async fn memory(contexts: usize, queued: usize) -> (f64, f64) {
             n: queued as u64,
             kind: Kind::Int,
         })
-        .unwrap()
         .start()
         .await
         .unwrap();

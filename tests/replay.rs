@@ -249,7 +249,6 @@ async fn client_script(name: &str, chan: &Arc<Channel<C>>, file: &serde_json::Va
             let (mut ctx, hello): (_, String) = chan
                 .open_context(ns, "echo")
                 .kwargs(&first("hello"))
-                .unwrap()
                 .start()
                 .await
                 .unwrap();
@@ -315,7 +314,6 @@ async fn client_script(name: &str, chan: &Arc<Channel<C>>, file: &serde_json::Va
             let (mut ctx, zero): (_, i64) = chan
                 .open_context(ns, "echo_int")
                 .kwargs(&first(0))
-                .unwrap()
                 .spec(PldSpec::of::<i64>())
                 .start()
                 .await

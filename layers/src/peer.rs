@@ -21,8 +21,16 @@ use crate::context::{Context, ContextError, OpenContext};
 use crate::framing::{FrameError, FramingLayer};
 use crate::msg_type::EnforceMsgTypeLayer;
 use crate::payload::{PayloadSpecs, PldSpec, ValidatePayloadLayer};
-use crate::route::state::{Orphan, Shared};
+use crate::policy::ReceivePolicy;
+use crate::relay::ErrorRelayLayer;
+use crate::route::state::{Orphan, Sender, Shared};
 use crate::route::{Endpoints, Overrun, Router};
+use crate::stack::{
+    InboundFrames, InboundLayer, InboundMessages, OutboundFrames, OutboundLayer, OutboundMessages,
+    StackDescription, UserLayers,
+};
+use crate::Inbound;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use scipp_codecs::msg::{Addr, Aid, Msg, Uid};
 use scipp_codecs::{Codec, WireProfile};
@@ -133,6 +141,8 @@ pub struct Peer<C> {
     codec: C,
     endpoints: Arc<Endpoints<C>>,
     config: Config,
+    layers: UserLayers,
+    policy: ReceivePolicy,
 }
 
 impl<C: Codec> Peer<C> {
@@ -147,6 +157,8 @@ impl<C: Codec> Peer<C> {
             codec,
             endpoints: Arc::new(Endpoints::new()),
             config: Config::default(),
+            layers: UserLayers::default(),
+            policy: ReceivePolicy::default(),
         }
     }
 
@@ -165,6 +177,100 @@ impl<C: Codec> Peer<C> {
     /// Uses these settings.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Adds a layer at the *frames* position of every channel's two
+    /// stacks: raw frame bodies, under the codec (compression, encryption,
+    /// frame metrics). One value wraps both directions, so the services it
+    /// makes can share its state. Layers go from the wire up: the first
+    /// one added sits closest to the transport. See [`stack`](crate::stack).
+    ///
+    /// ```
+    /// use scipp_layers::peer::Peer;
+    /// use scipp_codecs::msgpack::MsgpackCodec;
+    /// // any tower layer whose service fits `Bytes` in, `()` out
+    /// let peer = Peer::new("a", MsgpackCodec::new())
+    ///     .frame_layer(tower::layer::util::Identity::new());
+    /// # drop(peer);
+    /// ```
+    pub fn frame_layer<L>(mut self, layer: L) -> Self
+    where
+        L: InboundLayer<Bytes> + OutboundLayer<Bytes>,
+    {
+        let layer = Arc::new(layer);
+        self.layers.add_frames_in(layer.clone());
+        self.layers.add_frames_out(layer);
+        self
+    }
+
+    /// Adds a layer at the frames position of the receive stack only.
+    pub fn inbound_frame_layer<L: InboundLayer<Bytes>>(mut self, layer: L) -> Self {
+        self.layers.add_frames_in(Arc::new(layer));
+        self
+    }
+
+    /// Adds a layer at the frames position of the send stack only.
+    pub fn outbound_frame_layer<L: OutboundLayer<Bytes>>(mut self, layer: L) -> Self {
+        self.layers.add_frames_out(Arc::new(layer));
+        self
+    }
+
+    /// Adds a layer at the *messages* position of every channel's two
+    /// stacks: typed messages ([`Inbound`](crate::Inbound) in, `Msg` out)
+    /// between payload validation and routing (metrics, authorization,
+    /// rate limits, audit logs). One value wraps both directions. A
+    /// message your layer fails on the way in is answered with an `Error`
+    /// for its dialog and the channel goes on (see
+    /// [`relay::ErrorRelayLayer`](crate::relay::ErrorRelayLayer)).
+    ///
+    /// ```
+    /// use scipp_layers::{peer::Peer, relay::Raise, Inbound, BoxError};
+    /// use scipp_codecs::{msg::Msg, msgpack::MsgpackCodec};
+    /// use tower::filter::FilterLayer;
+    ///
+    /// // refuse every Start of the `admin` namespace, inbound only
+    /// let no_admin = FilterLayer::new(|item: Inbound| match item.as_msg() {
+    ///     Some(Msg::Start(s)) if s.ns == "admin" => Err(Raise::new("PermissionError", "no admin here")),
+    ///     _ => Ok(item),
+    /// });
+    /// let peer = Peer::new("a", MsgpackCodec::new()).inbound_message_layer(no_admin);
+    /// # drop(peer);
+    /// ```
+    pub fn message_layer<L>(mut self, layer: L) -> Self
+    where
+        L: InboundLayer<Inbound> + OutboundLayer<Msg>,
+    {
+        let layer = Arc::new(layer);
+        self.layers.add_messages_in(layer.clone());
+        self.layers.add_messages_out(layer);
+        self
+    }
+
+    /// Adds a layer at the messages position of the receive stack only.
+    pub fn inbound_message_layer<L: InboundLayer<Inbound>>(mut self, layer: L) -> Self {
+        self.layers.add_messages_in(Arc::new(layer));
+        self
+    }
+
+    /// Adds a layer at the messages position of the send stack only.
+    pub fn outbound_message_layer<L: OutboundLayer<Msg>>(mut self, layer: L) -> Self {
+        self.layers.add_messages_out(Arc::new(layer));
+        self
+    }
+
+    /// The receive policy of every channel: what happens to an invalid
+    /// item ([`policy::deliver`](crate::policy::deliver) by default). A
+    /// context can set its own. See [`ReceivePolicy`].
+    ///
+    /// ```
+    /// use scipp_layers::{peer::Peer, policy};
+    /// use scipp_codecs::msgpack::MsgpackCodec;
+    /// let peer = Peer::new("a", MsgpackCodec::new()).policy(policy::ignore_and_warn());
+    /// # drop(peer);
+    /// ```
+    pub fn policy(mut self, policy: impl Into<ReceivePolicy>) -> Self {
+        self.policy = policy.into();
         self
     }
 
@@ -293,20 +399,28 @@ impl<C: Codec> Peer<C> {
 
         let specs = PayloadSpecs::new(PldSpec::<C>::any());
         let enforce = EnforceMsgTypeLayer::new().peer(peer.clone());
-        let send = ServiceBuilder::new()
+        let checks_out = ServiceBuilder::new()
             .layer(
                 ValidatePayloadLayer::new(codec.clone(), specs.clone()).strict(self.config.strict),
             )
             .layer(enforce.clone())
-            .layer(CodecLayer::new(codec.clone()))
-            .service(writer);
+            .layer(CodecLayer::new(codec.clone()));
+        let send = if self.layers.outbound_is_empty() {
+            Sender::Plain(checks_out.service(writer))
+        } else {
+            let frames = self.layers.wrap_frames_out(OutboundFrames::new(writer));
+            let checks = OutboundMessages::new(checks_out.service(frames));
+            Sender::Layered(self.layers.wrap_messages_out(checks))
+        };
         let (orphan_tx, orphans) = mpsc::channel(64);
         let shared = Arc::new(Shared::new(
             codec.clone(),
             self.uid(),
             peer.clone(),
             profile,
-            send,
+            send.clone(),
+            self.policy.clone(),
+            self.layers.describe(codec.name(), self.policy.name()),
             specs.clone(),
             self.endpoints.clone(),
             self.config.overrun,
@@ -315,35 +429,36 @@ impl<C: Codec> Peer<C> {
             closed,
             orphan_tx,
         ));
-        let receive = ServiceBuilder::new()
+        let checks_in = ServiceBuilder::new()
             .layer(CodecLayer::new(codec.clone()).peer(peer.clone()))
             .layer(enforce)
             .layer(ValidatePayloadLayer::new(codec.clone(), specs).peer(peer.clone()))
-            .service(Router::new(shared.clone()));
+            .layer(ErrorRelayLayer::with_profile(send, self.uid(), profile));
+        let router = Router::new(shared.clone());
         let span = tracing::debug_span!("channel", peer = %peer.name, me = %self.aid.name, codec = codec.name());
-        let reader_shared = shared.clone();
         let idle = self.config.idle_timeout;
-        let reader = tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                let out = match idle {
-                    None => channel::drive(frames, receive).await,
-                    Some(after) => channel::drive(idle_limited(frames, after), receive).await,
-                };
-                let reason = match &out {
-                    Ok(()) => "the peer closed the connection".to_owned(),
-                    Err(e) => e.to_string(),
-                };
-                tracing::debug!("channel ended: {reason}");
-                reader_shared.on_transport_closed(reason);
-            },
-            span,
-        ));
+        let reader = if self.layers.inbound_is_empty() {
+            spawn_reader(
+                frames,
+                checks_in.service(router),
+                idle,
+                shared.clone(),
+                span,
+            )
+        } else {
+            let top = self.layers.wrap_messages_in(InboundMessages::new(router));
+            let bottom = InboundFrames::new(checks_in.service(top));
+            let receive = self.layers.wrap_frames_in(bottom);
+            spawn_reader(frames, receive, idle, shared.clone(), span)
+        };
         Ok(Channel {
-            shared,
-            peer_aid,
-            reader,
-            writer: writer_task,
-            orphans: Mutex::new(orphans),
+            inner: Arc::new(ChannelInner {
+                shared,
+                peer_aid,
+                reader,
+                writer: std::sync::Mutex::new(Some(writer_task)),
+                orphans: Mutex::new(orphans),
+            }),
         })
     }
 
@@ -397,6 +512,42 @@ impl<C: Codec> Peer<C> {
     }
 }
 
+/// Runs the read loop of a channel: every frame through `receive`, until
+/// the transport ends (or stays silent for `idle`); then every open
+/// context hears why.
+fn spawn_reader<C, R>(
+    frames: FramedRead<
+        tokio::io::ReadHalf<impl AsyncRead + Send + 'static>,
+        crate::framing::FrameCodec,
+    >,
+    receive: R,
+    idle: Option<Duration>,
+    shared: Arc<Shared<C>>,
+    span: tracing::Span,
+) -> tokio::task::JoinHandle<()>
+where
+    C: Codec,
+    R: tower::Service<bytes::Bytes, Response = ()> + Send + 'static,
+    R::Error: Into<crate::BoxError>,
+    R::Future: Send,
+{
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            let out = match idle {
+                None => channel::drive(frames, receive).await,
+                Some(after) => channel::drive(idle_limited(frames, after), receive).await,
+            };
+            let reason = match &out {
+                Ok(()) => "the peer closed the connection".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            tracing::debug!("channel ended: {reason}");
+            shared.on_transport_closed(reason);
+        },
+        span,
+    ))
+}
+
 /// `frames`, ending with [`FrameError::Idle`] when none arrives for `after`.
 fn idle_limited<S>(frames: S, after: Duration) -> impl futures_util::Stream<Item = S::Item>
 where
@@ -414,27 +565,33 @@ where
 
 /// One connection to a peer, with its stack running.
 ///
-/// Dropping it stops reading (open contexts then see `TransportClosed`);
-/// what was already queued is still written in the background.
-/// [`close`](Channel::close) does the same and waits for those writes, which
-/// matters before a process exits.
+/// Cheap to clone: clones share the connection (as tonic's and tarpc's
+/// clients do). Dropping the last clone stops reading (open contexts then
+/// see `TransportClosed`); what was already queued is still written in the
+/// background. [`close`](Channel::close) does the same and waits for those
+/// writes, which matters before a process exits.
+#[derive(Clone)]
 pub struct Channel<C> {
+    inner: Arc<ChannelInner<C>>,
+}
+
+struct ChannelInner<C> {
     shared: Arc<Shared<C>>,
     peer_aid: Aid,
     reader: tokio::task::JoinHandle<()>,
-    writer: tokio::task::JoinHandle<Result<(), FrameError>>,
+    writer: std::sync::Mutex<Option<tokio::task::JoinHandle<Result<(), FrameError>>>>,
     orphans: Mutex<mpsc::Receiver<Orphan>>,
 }
 
 impl<C> std::fmt::Debug for Channel<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Channel")
-            .field("peer", &self.shared.peer)
+            .field("peer", &self.inner.shared.peer)
             .finish_non_exhaustive()
     }
 }
 
-impl<C> Drop for Channel<C> {
+impl<C> Drop for ChannelInner<C> {
     fn drop(&mut self) {
         self.reader.abort();
         self.shared.on_transport_closed("the channel was dropped");
@@ -444,26 +601,26 @@ impl<C> Drop for Channel<C> {
 impl<C: Codec> Channel<C> {
     /// The peer's uid (from its `Aid`).
     pub fn peer(&self) -> &Uid {
-        &self.shared.peer
+        &self.inner.shared.peer
     }
 
     /// The peer's `Aid` as it sent it (HEAD peers add `pid` and
     /// `is_registrar`).
     pub fn peer_aid(&self) -> &Aid {
-        &self.peer_aid
+        &self.inner.peer_aid
     }
 
     /// The wire profile of this channel: the configured one, else the
     /// peer's (from its `Aid`).
     pub fn profile(&self) -> WireProfile {
-        self.shared.profile
+        self.inner.shared.profile
     }
 
     /// Starts opening a context on the peer's endpoint `ns:func`.
     #[track_caller]
     pub fn open_context(&self, ns: &str, func: &str) -> OpenContext<C> {
         OpenContext::new(
-            self.shared.clone(),
+            self.inner.shared.clone(),
             ns,
             func,
             std::panic::Location::caller(),
@@ -480,8 +637,8 @@ impl<C: Codec> Channel<C> {
         func: &str,
         kwargs: &K,
     ) -> Result<R, ContextError> {
-        let kwargs = self.shared.codec.encode_payload(kwargs)?;
-        Context::rpc(&self.shared, ns, func, kwargs).await
+        let kwargs = self.inner.shared.codec.encode_payload(kwargs)?;
+        Context::rpc(&self.inner.shared, ns, func, kwargs).await
     }
 
     /// Asks the peer actor to cancel itself (`self.cancel`): every task it
@@ -491,15 +648,16 @@ impl<C: Codec> Channel<C> {
     /// The peer's error, a timeout, or a closed channel.
     pub async fn cancel_actor(&self) -> Result<(), ContextError> {
         let kwargs = self
+            .inner
             .shared
             .codec
             .encode_payload(&std::collections::BTreeMap::<String, ()>::new())?;
-        Context::actor_cancel(&self.shared, kwargs).await
+        Context::actor_cancel(&self.inner.shared, kwargs).await
     }
 
     /// How many contexts (either side) are open on this channel.
     pub fn open_contexts(&self) -> usize {
-        self.shared.open_contexts()
+        self.inner.shared.open_contexts()
     }
 
     /// Hangs up gracefully: stops reading (open contexts see
@@ -531,30 +689,63 @@ impl<C: Codec> Channel<C> {
     ///
     /// # Errors
     /// The transport failed while writing the queue.
-    pub async fn close(mut self) -> Result<(), FrameError> {
-        self.reader.abort();
-        self.shared.on_transport_closed("we closed the channel");
-        match (&mut self.writer).await {
-            Ok(written) => written,
-            // the writer task only ends by returning; a panic in it
-            // or a runtime shutting down leaves nothing to flush
-            Err(_) => Ok(()),
+    pub async fn close(self) -> Result<(), FrameError> {
+        self.inner.reader.abort();
+        self.inner
+            .shared
+            .on_transport_closed("we closed the channel");
+        let writer = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match writer {
+            Some(writer) => match writer.await {
+                Ok(written) => written,
+                // the writer task only ends by returning; a panic in it
+                // or a runtime shutting down leaves nothing to flush
+                Err(_) => Ok(()),
+            },
+            // a clone is closing it already
+            None => Ok(()),
         }
+    }
+
+    /// The layers of this channel's two stacks, bottom-up, your own
+    /// included: see where a layer of yours landed.
+    ///
+    /// ```
+    /// use scipp_layers::peer::Peer;
+    /// use scipp_codecs::msgpack::MsgpackCodec;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (a, b) = tokio::io::duplex(4096);
+    /// let server = Peer::new("server", MsgpackCodec::new());
+    /// let client = Peer::new("client", MsgpackCodec::new());
+    /// let (_served, chan) = tokio::join!(server.accept(a), client.channel(b));
+    /// let stack = chan.unwrap().stack();
+    /// assert!(stack.receive().last().unwrap().starts_with("route"));
+    /// # }
+    /// ```
+    pub fn stack(&self) -> StackDescription {
+        self.inner.shared.stack.clone()
     }
 
     /// Resolves when the transport has closed.
     pub async fn closed(&self) {
-        self.shared.closed.cancelled().await;
+        self.inner.shared.closed.cancelled().await;
     }
 
     /// Resolves when the peer asked this actor to cancel (`self.cancel`).
     pub async fn cancel_requested(&self) {
-        self.shared.actor_cancel.cancelled().await;
+        self.inner.shared.actor_cancel.cancelled().await;
     }
 
     /// The next error that belonged to no open context (an `Error` without
     /// a `cid`, or a bad frame without one); `None` once the channel closed.
     pub async fn next_orphan(&self) -> Option<Orphan> {
-        self.orphans.lock().await.recv().await
+        self.inner.orphans.lock().await.recv().await
     }
 }

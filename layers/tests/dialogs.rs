@@ -228,7 +228,6 @@ async fn backpressure_loses_nothing_with_a_tiny_queue(t: Transport) {
     let (mut ctx, first): (_, i64) = chan
         .open_context("scipp_peer", "stream_n")
         .kwargs(&Kw::from([("n".into(), n)]))
-        .unwrap()
         .start()
         .await
         .unwrap();
@@ -379,7 +378,6 @@ async fn parent_receiving_a_bad_yield(
     let (mut ctx, _): (_, i64) = chan
         .open_context("scipp_peer", "bad_then_good")
         .kwargs(&Kw::from([("expect_relay".into(), expect_relay)]))
-        .unwrap()
         .spec(PldSpec::of::<i64>())
         .on_invalid(policy)
         .start()
@@ -421,7 +419,6 @@ async fn child_receiving_a_bad_yield(
     let (mut ctx, _): (_, i64) = chan
         .open_context("scipp_peer", "echo_with_policy")
         .kwargs(&Kw::from([("policy".into(), policy)]))
-        .unwrap()
         .spec(PldSpec::of::<i64>())
         .start()
         .await

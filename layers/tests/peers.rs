@@ -135,7 +135,6 @@ async fn echo_stream(p: Pair) {
         .client
         .open_context("scipp_peer", "echo")
         .kwargs(&kwargs(&[("first", "hello")]))
-        .unwrap()
         .start()
         .await
         .unwrap();
@@ -358,7 +357,7 @@ async fn a_thousand_concurrent_contexts_on_one_channel(p: Pair) {
     let runs = (0..1000i64).map(|i| async move {
         let (mut ctx, first): (_, i64) = client
             .open_context("scipp_peer", "echo_int")
-            .kwargs(&kwargs(&[("first", i)]))?
+            .kwargs(&kwargs(&[("first", i)]))
             .spec(PldSpec::of::<i64>())
             .start()
             .await?;

@@ -212,7 +212,6 @@ async fn call<C: Codec>(
     let open = chan
         .open_context(ns, func)
         .kwargs(kwargs)
-        .map_err(remote)?
         .start::<rmpv::Value>();
     let (mut ctx, first) = tokio::time::timeout_at(deadline, open)
         .await

@@ -100,14 +100,7 @@ impl<C: Codec> ChildContext<C> {
             place: place.clone(),
         };
         let ctx = ChildContext {
-            core: Core {
-                sender: shared.sender.clone(),
-                shared,
-                cid,
-                rx,
-                owns_slot: true,
-                on_invalid: super::OnInvalid::default(),
-            },
+            core: Core::new(shared, cid, rx),
             flags,
             cancel,
             place,
@@ -208,10 +201,19 @@ impl<C: Codec> ChildContext<C> {
             .await
     }
 
-    /// What this context does with an invalid message from the parent
-    /// (fail-fast by default).
+    /// This context's receive policy: what it does with an invalid
+    /// message from the parent, instead of the peer's policy
+    /// ([`Peer::policy`](crate::peer::Peer::policy)). Any policy layer, a
+    /// [`ReceivePolicy`](crate::policy::ReceivePolicy) or an
+    /// [`OnInvalid`](super::OnInvalid).
+    pub fn set_policy(&mut self, policy: impl Into<crate::policy::ReceivePolicy>) {
+        self.core.set_policy(policy.into());
+    }
+
+    /// Shorthand for [`set_policy`](Self::set_policy) with an
+    /// [`OnInvalid`](super::OnInvalid).
     pub fn on_invalid(&mut self, policy: super::OnInvalid) {
-        self.core.on_invalid = policy;
+        self.set_policy(policy);
     }
 
     /// Resolves when the parent (or an actor cancel) cancels this task.

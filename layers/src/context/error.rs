@@ -44,6 +44,10 @@ pub enum ContextError {
     /// Sending failed (the writer is gone or a send-side check refused).
     #[error("send failed: {0}")]
     Send(BoxError),
+    /// The context's receive policy failed an invalid message with an
+    /// error of its own.
+    #[error("receive policy: {0}")]
+    Policy(BoxError),
 }
 
 impl ContextError {

@@ -25,24 +25,42 @@ pub use self::child::ChildContext;
 pub use self::error::ContextError;
 pub use self::parent::{Context, OpenContext};
 
-/// What a context does with an invalid message of its own (a payload
-/// outside its spec, an out-of-order message): the per-context form of the
-/// [`policy`](crate::policy) layers.
+/// Shorthand for the common [`ReceivePolicy`]s of one context:
+/// `OnInvalid::IgnoreAndWarn` is [`policy::ignore_and_warn`], and so on.
+/// Every method that takes it takes any `Into<ReceivePolicy>`, so the
+/// policy layers themselves (and your own) work the same way.
+///
+/// ```
+/// use scipp_layers::{context::OnInvalid, policy::ReceivePolicy};
+/// assert_eq!(ReceivePolicy::from(OnInvalid::IgnoreAndWarn).name(), "ignore_and_warn");
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OnInvalid {
-    /// The next receive fails with the [`MsgTypeError`](crate::MsgTypeError)
-    /// (tractor's default).
+    /// [`policy::deliver`]: the next receive fails with the
+    /// [`MsgTypeError`](crate::MsgTypeError) (tractor's default).
     #[default]
     FailFast,
-    /// Log a warning, drop the message, keep receiving.
-    IgnoreAndWarn,
-    /// Send the peer an `Error` naming the bad message, drop it, keep
+    /// [`policy::ignore_and_warn`]: log a warning, drop the message, keep
     /// receiving.
+    IgnoreAndWarn,
+    /// [`ReceivePolicy::relay_to_sender`]: send the peer an `Error` naming
+    /// the bad message, drop it, keep receiving.
     RelayToSender,
 }
 
-use crate::route::state::{SendStack, Shared};
+impl From<OnInvalid> for ReceivePolicy {
+    fn from(on_invalid: OnInvalid) -> Self {
+        match on_invalid {
+            OnInvalid::FailFast => policy::deliver().into(),
+            OnInvalid::IgnoreAndWarn => policy::ignore_and_warn().into(),
+            OnInvalid::RelayToSender => ReceivePolicy::relay_to_sender(),
+        }
+    }
+}
+
+use crate::policy::{self, ReceivePolicy, Verdicts};
+use crate::route::state::{Sender, Shared};
 use crate::Inbound;
 use scipp_codecs::msg::{Cid, Msg, RawPayload};
 use scipp_codecs::Codec;
@@ -55,44 +73,72 @@ struct Core<C> {
     shared: Arc<Shared<C>>,
     /// This context's own handle on the send stack (cloned once, not per
     /// message).
-    sender: SendStack<C>,
+    sender: Sender<C>,
     cid: Cid,
     rx: crate::route::queue::Receiver,
     /// Whether dropping this closes the context's queue (false once a
     /// background cancel took the queue over).
     owns_slot: bool,
-    on_invalid: OnInvalid,
+    /// This context's own policy; `None`: the peer's.
+    policy: Option<ReceivePolicy>,
+    /// The policy's service, made when the first invalid item arrives.
+    verdicts: Option<Verdicts>,
 }
 
 impl<C: Codec> Core<C> {
-    /// The next message of this context; an invalid one is handled by the
-    /// context's [`OnInvalid`] policy.
+    fn new(shared: Arc<Shared<C>>, cid: Cid, rx: crate::route::queue::Receiver) -> Self {
+        Core {
+            sender: shared.sender.clone(),
+            shared,
+            cid,
+            rx,
+            owns_slot: true,
+            policy: None,
+            verdicts: None,
+        }
+    }
+
+    fn set_policy(&mut self, policy: ReceivePolicy) {
+        self.policy = Some(policy);
+        self.verdicts = None;
+    }
+
+    /// The next message of this context; an invalid one goes through the
+    /// context's policy (its own, else the peer's): delivered, it fails
+    /// this receive; dropped, the next item is read.
     async fn next(&mut self) -> Result<Msg, ContextError> {
         loop {
             match self.rx.recv().await {
                 Some(Inbound::Msg(msg)) => return Ok(msg),
-                Some(Inbound::Invalid(err)) => match self.on_invalid {
-                    OnInvalid::FailFast => return Err(ContextError::MsgType(err)),
-                    OnInvalid::IgnoreAndWarn => {
-                        tracing::warn!(
-                            cid = self.cid.as_str(),
-                            "dropping an invalid message: {}",
-                            err.summary()
-                        );
+                Some(invalid) => {
+                    if let Some(item) = self.judge(invalid).await? {
+                        return match item {
+                            Inbound::Msg(msg) => Ok(msg),
+                            Inbound::Invalid(err) => Err(ContextError::MsgType(err)),
+                        };
                     }
-                    OnInvalid::RelayToSender => {
-                        tracing::debug!(
-                            cid = self.cid.as_str(),
-                            "relaying a MsgTypeError to the sender"
-                        );
-                        let mut wire = err.to_wire(&self.shared.me);
-                        wire.cid = Some(self.cid.clone());
-                        self.send(Msg::from(wire)).await?;
-                    }
-                },
+                }
                 None => return Err(self.shared.transport_closed()),
             }
         }
+    }
+
+    /// Runs one invalid item through the context's policy.
+    async fn judge(&mut self, invalid: Inbound) -> Result<Option<Inbound>, ContextError> {
+        let verdicts = match &mut self.verdicts {
+            Some(v) => v,
+            empty => {
+                let policy = self.policy.as_ref().unwrap_or(&self.shared.policy);
+                empty.insert(Verdicts::new(policy, &self.shared.link()))
+            }
+        };
+        verdicts
+            .judge(invalid)
+            .await
+            .map_err(|e| match e.downcast::<crate::MsgTypeError>() {
+                Ok(mte) => ContextError::MsgType(*mte),
+                Err(e) => ContextError::Policy(e),
+            })
     }
 
     async fn send(&mut self, msg: Msg) -> Result<(), ContextError> {

@@ -1,5 +1,6 @@
 use super::{ContextError, Core};
 use crate::payload::PldSpec;
+use crate::policy::ReceivePolicy;
 use crate::relay::RemoteError;
 use crate::route::state::Shared;
 use scipp_codecs::msg::{self, Cid, FuncType, Msg, RawPayload, Uid};
@@ -40,7 +41,7 @@ const CANCEL_TIMEOUT: Duration = Duration::from_secs(3);
 ///
 /// let (mut ctx, first): (_, i64) = chan
 ///     .open_context("demo", "double")
-///     .kwargs(&BTreeMap::from([("unused", 1)]))?
+///     .kwargs(&BTreeMap::from([("unused", 1)]))
 ///     .spec(PldSpec::of::<i64>())
 ///     .start()
 ///     .await?;
@@ -56,9 +57,9 @@ pub struct OpenContext<C> {
     shared: Arc<Shared<C>>,
     ns: String,
     func: String,
-    kwargs: Option<RawPayload>,
+    kwargs: Result<Option<RawPayload>, ContextError>,
     spec: PldSpec<C>,
-    on_invalid: super::OnInvalid,
+    policy: Option<ReceivePolicy>,
     caller: &'static Location<'static>,
 }
 
@@ -83,20 +84,23 @@ impl<C: Codec> OpenContext<C> {
             shared,
             ns: ns.into(),
             func: func.into(),
-            kwargs: None,
+            kwargs: Ok(None),
             spec: PldSpec::any(),
-            on_invalid: super::OnInvalid::default(),
+            policy: None,
             caller,
         }
     }
 
-    /// The keyword arguments (a struct or map; none by default).
-    ///
-    /// # Errors
-    /// When the value does not encode.
-    pub fn kwargs<K: Serialize + ?Sized>(mut self, kwargs: &K) -> Result<Self, ContextError> {
-        self.kwargs = Some(self.shared.codec.encode_payload(kwargs)?);
-        Ok(self)
+    /// The keyword arguments (a struct or map; none by default). A value
+    /// that does not encode fails [`start`](Self::start).
+    pub fn kwargs<K: Serialize + ?Sized>(mut self, kwargs: &K) -> Self {
+        self.kwargs = self
+            .shared
+            .codec
+            .encode_payload(kwargs)
+            .map(Some)
+            .map_err(ContextError::from);
+        self
     }
 
     /// The payload spec of this context (`Any` by default). Like tractor,
@@ -106,11 +110,21 @@ impl<C: Codec> OpenContext<C> {
         self
     }
 
-    /// What the context does with an invalid message from the child
-    /// (fail-fast by default).
-    pub fn on_invalid(mut self, policy: super::OnInvalid) -> Self {
-        self.on_invalid = policy;
+    /// This context's receive policy: what it does with an invalid
+    /// message from the child, instead of the peer's policy
+    /// ([`Peer::policy`](crate::peer::Peer::policy)). Any policy layer
+    /// ([`policy::ignore_and_warn`](crate::policy::ignore_and_warn),
+    /// [`policy::from_fn`](crate::policy::from_fn), ...), a
+    /// [`ReceivePolicy`] or an [`OnInvalid`](super::OnInvalid).
+    pub fn policy(mut self, policy: impl Into<ReceivePolicy>) -> Self {
+        self.policy = Some(policy.into());
         self
+    }
+
+    /// Shorthand for [`policy`](Self::policy) with an
+    /// [`OnInvalid`](super::OnInvalid).
+    pub fn on_invalid(self, policy: super::OnInvalid) -> Self {
+        self.policy(policy)
     }
 
     /// Sends `Start`, waits for `StartAck(context)` and `Started`, and
@@ -129,12 +143,14 @@ impl<C: Codec> OpenContext<C> {
             &self.shared,
             &self.ns,
             &self.func,
-            self.kwargs,
+            self.kwargs?,
             self.spec,
             FuncType::Context,
         )
         .await?;
-        ctx.core.on_invalid = self.on_invalid;
+        if let Some(policy) = self.policy {
+            ctx.core.set_policy(policy);
+        }
         let first = match ctx.core.next().await {
             Ok(Msg::Started(s)) => ctx.core.decode(s.pld),
             Ok(Msg::Error(e)) => {
@@ -192,14 +208,7 @@ impl<C: Codec> Context<C> {
         shared.specs.set(cid.clone(), spec);
         let rx = shared.open_slot(&cid, None)?;
         let mut ctx = Context {
-            core: Core {
-                sender: shared.sender.clone(),
-                shared: shared.clone(),
-                cid: cid.clone(),
-                rx,
-                owns_slot: true,
-                on_invalid: super::OnInvalid::default(),
-            },
+            core: Core::new(shared.clone(), cid.clone(), rx),
             stop_sent: false,
             stop_received: false,
             finished: false,
@@ -522,14 +531,8 @@ impl<C: Codec> Drop for Context<C> {
                 cid = cid.as_str(),
                 "context dropped early: cancelling the remote task"
             );
-            let mut core = Core {
-                sender: shared.sender.clone(),
-                shared: shared.clone(),
-                cid: cid.clone(),
-                rx,
-                owns_slot: true,
-                on_invalid: super::OnInvalid::IgnoreAndWarn,
-            };
+            let mut core = Core::new(shared.clone(), cid.clone(), rx);
+            core.set_policy(crate::policy::ignore_and_warn().into());
             if let Err(e) = cancel_remote(&shared, &cid).await {
                 tracing::debug!(cid = cid.as_str(), "background cancel: {e}");
             }

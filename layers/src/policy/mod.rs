@@ -7,9 +7,14 @@
 //! | [`fail_fast`] | delivers the error; its context is failed | delivered, except later ones of a failed context |
 //! | [`relay_to_sender`] | sends the peer an `Error` naming the bad message, drops it | delivered |
 //! | [`from_fn`] | whatever your closure's [`Action`] says | delivered |
+//! | [`deliver`] (a peer's default) | passed on: a context's next receive fails with it | delivered |
 //!
-//! A policy is a layer like any other, so it works on a whole channel's
-//! receive stack or on one context's delivery path.
+//! A policy is a layer like any other, so it works on a hand-built
+//! receive stack as below. On a [`Peer`](crate::peer::Peer) the same
+//! layers become a [`ReceivePolicy`]: the peer's for all its channels
+//! ([`Peer::policy`](crate::peer::Peer::policy)), and one context's own
+//! ([`OpenContext::policy`](crate::context::OpenContext::policy),
+//! [`ChildContext::set_policy`](crate::context::ChildContext::set_policy)).
 //!
 //! ```
 //! use scipp_layers::{policy, Inbound, BoxError};
@@ -27,11 +32,14 @@
 mod fail_fast;
 mod from_fn;
 mod ignore;
+mod receive;
 mod relay;
 
 pub use self::fail_fast::{fail_fast, FailFast, FailFastLayer};
 pub use self::from_fn::{from_fn, Action, Policy, PolicyFn, PolicyFnLayer};
 pub use self::ignore::{ignore_and_warn, IgnoreAndWarn, IgnoreAndWarnLayer};
+pub use self::receive::{deliver, ReceivePolicy};
+pub(crate) use self::receive::{Link, Verdicts};
 pub use self::relay::{relay_to_sender, RelayToSender, RelayToSenderLayer};
 
 #[cfg(test)]

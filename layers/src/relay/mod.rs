@@ -8,6 +8,14 @@
 //! *without* losing its origin (tractor loses `src_uid` and
 //! `src_type_str` from the third hop on; we keep them and append to
 //! `relay_path`).
+//!
+//! In a channel's receive stack, [`ErrorRelayLayer`] is this concern as a
+//! layer: a failure of the services above it (your message layers, the
+//! router) for a message of some dialog goes back to the peer as that
+//! dialog's `Error`, and the channel goes on.
+
+mod layer;
+pub use self::layer::{ErrorRelay, ErrorRelayLayer, RelayFuture};
 
 use crate::context::ContextError;
 use scipp_codecs::msg::{self, Cid, Uid};

@@ -22,6 +22,7 @@ pub use self::endpoint::{Call, Endpoints};
 pub use self::state::{Orphan, Overrun};
 
 use crate::context::{ChildContext, ContextError};
+use crate::policy::Verdicts;
 use crate::relay::RemoteError;
 use crate::{BoxError, Inbound};
 use scipp_codecs::msg::{self, Cid, FuncType, Msg, StartAck};
@@ -41,12 +42,15 @@ const CANCEL_WAIT: Duration = Duration::from_secs(5);
 /// Built by [`Channel`](crate::peer::Channel); not constructed directly.
 pub struct Router<C> {
     shared: Arc<Shared<C>>,
+    /// The peer's policy, for invalid items that belong to no context.
+    orphans: Arc<tokio::sync::Mutex<Verdicts>>,
 }
 
 impl<C> Clone for Router<C> {
     fn clone(&self) -> Self {
         Router {
             shared: self.shared.clone(),
+            orphans: self.orphans.clone(),
         }
     }
 }
@@ -61,7 +65,11 @@ impl<C> std::fmt::Debug for Router<C> {
 
 impl<C: Codec> Router<C> {
     pub(crate) fn new(shared: Arc<Shared<C>>) -> Self {
-        Router { shared }
+        let orphans = Verdicts::new(&shared.policy, &shared.link());
+        Router {
+            shared,
+            orphans: Arc::new(tokio::sync::Mutex::new(orphans)),
+        }
     }
 }
 
@@ -85,8 +93,15 @@ impl<C: Codec> Service<Inbound> for Router<C> {
             Inbound::Msg(Msg::Start(start)) => RouterFuture::boxed(on_start(shared, *start)),
             item => {
                 let Some(cid) = item.cid().cloned() else {
-                    on_orphan(&shared, item);
-                    return done();
+                    return match item {
+                        Inbound::Invalid(_) => {
+                            RouterFuture::boxed(judge_orphan(shared, self.orphans.clone(), item))
+                        }
+                        item => {
+                            on_orphan(&shared, item);
+                            done()
+                        }
+                    };
                 };
                 // The usual case: room in the queue, no future to allocate.
                 match shared.try_deliver(&cid, item) {
@@ -116,6 +131,20 @@ fn on_unknown_cid<C>(shared: &Shared<C>, cid: &Cid, item: &Inbound) {
             "dropping a message for an unknown context: {other:?}"
         ),
     }
+}
+
+/// An invalid item of no context: the peer's policy decides; what it
+/// delivers goes to the channel owner, a failure ends the channel.
+async fn judge_orphan<C>(
+    shared: Arc<Shared<C>>,
+    policy: Arc<tokio::sync::Mutex<Verdicts>>,
+    item: Inbound,
+) -> Result<(), BoxError> {
+    let delivered = policy.lock().await.judge(item).await?;
+    if let Some(item) = delivered {
+        on_orphan(&shared, item);
+    }
+    Ok(())
 }
 
 /// An error that belongs to no context: surfaced to the channel owner.

@@ -6,14 +6,19 @@ use super::Endpoints;
 use crate::cid_map::CidMap;
 use crate::context::ContextError;
 use crate::payload::PayloadSpecs;
+use crate::policy::{Link, ReceivePolicy};
 use crate::relay::RemoteError;
+use crate::stack::{OutboundMessages, StackDescription};
 use crate::{BoxError, Inbound, MsgTypeError};
+use futures_util::future::Either;
 use scipp_codecs::msg::{self, Cid, Msg, Uid};
+use scipp_codecs::Codec;
 use scipp_codecs::WireProfile;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 /// What happens when a context's queue is full and its peer keeps sending.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,12 +55,53 @@ impl From<MsgTypeError> for Orphan {
     }
 }
 
-/// A channel's send stack, by its concrete type: a boxed service would
-/// box every message's future (one allocation per send).
+/// A channel's built-in send stack, by its concrete type: a boxed service
+/// would box every message's future (one allocation per send).
 pub(crate) type SendStack<C> = crate::payload::ValidatePayload<
     crate::msg_type::EnforceMsgType<crate::codec::CodecService<crate::channel::Writer, C>>,
     C,
 >;
+
+/// A channel's send stack: the built-in one by its concrete type when the
+/// peer has no outbound layer of the user's (nothing boxed per message),
+/// else the user's layers around it, boxed.
+#[derive(Clone)]
+pub(crate) enum Sender<C> {
+    Plain(SendStack<C>),
+    Layered(OutboundMessages),
+}
+
+impl<C: Codec> Sender<C> {
+    /// This stack boxed, for the rare paths that need a type-erased one
+    /// (a relaying policy).
+    pub(crate) fn erased(&self) -> OutboundMessages {
+        match self {
+            Sender::Plain(stack) => OutboundMessages::new(stack.clone()),
+            Sender::Layered(stack) => stack.clone(),
+        }
+    }
+}
+
+impl<C: Codec> Service<Msg> for Sender<C> {
+    type Response = ();
+    type Error = BoxError;
+    type Future =
+        Either<<SendStack<C> as Service<Msg>>::Future, <OutboundMessages as Service<Msg>>::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), BoxError>> {
+        match self {
+            Sender::Plain(s) => s.poll_ready(cx),
+            Sender::Layered(s) => s.poll_ready(cx),
+        }
+    }
+
+    fn call(&mut self, msg: Msg) -> Self::Future {
+        match self {
+            Sender::Plain(s) => Either::Left(s.call(msg)),
+            Sender::Layered(s) => Either::Right(s.call(msg)),
+        }
+    }
+}
 
 /// How to cancel a running endpoint task and know it has finished.
 #[derive(Debug, Clone)]
@@ -90,7 +136,10 @@ pub(crate) struct Shared<C> {
     pub(crate) me: Uid,
     pub(crate) peer: Uid,
     pub(crate) profile: WireProfile,
-    pub(crate) sender: SendStack<C>,
+    pub(crate) sender: Sender<C>,
+    /// The peer's receive policy: contexts without their own use it.
+    pub(crate) policy: ReceivePolicy,
+    pub(crate) stack: StackDescription,
     pub(crate) specs: PayloadSpecs<C>,
     pub(crate) endpoints: Arc<Endpoints<C>>,
     pub(crate) overrun: Overrun,
@@ -110,7 +159,9 @@ impl<C> Shared<C> {
         me: Uid,
         peer: Uid,
         profile: WireProfile,
-        sender: SendStack<C>,
+        sender: Sender<C>,
+        policy: ReceivePolicy,
+        stack: StackDescription,
         specs: PayloadSpecs<C>,
         endpoints: Arc<Endpoints<C>>,
         overrun: Overrun,
@@ -125,6 +176,8 @@ impl<C> Shared<C> {
             peer,
             profile,
             sender,
+            policy,
+            stack,
             specs,
             endpoints,
             overrun,
@@ -288,7 +341,15 @@ impl<C> Shared<C> {
     }
 }
 
-impl<C: scipp_codecs::Codec> Shared<C> {
+impl<C: Codec> Shared<C> {
+    /// What a policy running on this channel may use.
+    pub(crate) fn link(&self) -> Link {
+        Link {
+            outbound: self.sender.erased(),
+            me: self.me.clone(),
+        }
+    }
+
     /// Sends one message through the channel's send stack.
     pub(crate) async fn send(&self, msg: Msg) -> Result<(), BoxError> {
         self.sender.clone().oneshot(msg).await
