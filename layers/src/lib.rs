@@ -56,6 +56,7 @@
 
 pub use scipp_codecs as codecs;
 
+pub mod authorize;
 pub mod channel;
 mod cid_map;
 pub mod codec;
