@@ -20,10 +20,12 @@
 mod child;
 mod error;
 mod parent;
+mod typed;
 
 pub use self::child::ChildContext;
 pub use self::error::ContextError;
 pub use self::parent::{Context, OpenContext};
+pub use self::typed::{Dialog, NoKwargs, OpenDialog, TypedChildContext, TypedContext};
 
 /// What a context does with an invalid message of its own (a payload
 /// outside its spec, an out-of-order message): the per-context form of the
