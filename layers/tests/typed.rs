@@ -341,3 +341,40 @@ async fn the_single_spec_api_covers_every_phase_as_before() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_dialog_without_kwargs_sends_an_empty_kwargs_map_as_tractor_does() {
+    use futures_util::{SinkExt, StreamExt};
+    use scipp_codecs::msg::{Aid, Msg};
+    use scipp_codecs::Codec;
+    use tower::Layer;
+
+    let codec = MsgpackCodec::new();
+    let client = Peer::new("client", MsgpackCodec::new());
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let chan = tokio::spawn(async move {
+        let chan = client.channel(b).await.unwrap();
+        // never answered: the frame on the wire is what this test reads
+        let _ = chan.dialog(Counter, ()).await;
+    });
+    let mut raw = scipp_layers::framing::FramingLayer::new().layer(a);
+    let hello = bounded("the client's Aid", raw.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(codec.decode(hello).unwrap(), Msg::Aid(_)));
+    let aid = Msg::from(Aid::new("server", scipp_layers::new_uuid()));
+    raw.send(codec.encode_to_bytes(&aid).unwrap())
+        .await
+        .unwrap();
+    let start = bounded("the Start", raw.next()).await.unwrap().unwrap();
+    match codec.decode(start).unwrap() {
+        Msg::Start(start) => {
+            assert_eq!((start.ns.as_str(), start.func.as_str()), ("typed", "count"));
+            // tractor's `kwargs: {}` (an empty fixmap), as in its transcripts
+            assert_eq!(start.kwargs.as_bytes(), b"\x80");
+        }
+        other => panic!("expected a Start, got {other:?}"),
+    }
+    chan.abort();
+}
