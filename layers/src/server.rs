@@ -396,9 +396,13 @@ impl<C: Codec> Peer<C> {
     /// Outside a tokio runtime.
     pub fn serve_with(&self, listener: impl Into<Listener>, config: ServeConfig) -> Server {
         let listener = listener.into();
-        let local_addr = listener.local_addr().unwrap_or(Addr::Tcp {
-            host: String::new(),
-            port: 0,
+        let local_addr = listener.local_addr().unwrap_or_else(|e| {
+            // an unnamed Unix socket, say: peers cannot dial it by address
+            tracing::warn!("serving on a listener without an address: {e}");
+            Addr::Tcp {
+                host: String::new(),
+                port: 0,
+            }
         });
         let state = Arc::new(State {
             stop: CancellationToken::new(),
@@ -458,7 +462,8 @@ impl<C: Codec> Peer<C> {
 
 impl Server {
     /// Where peers reach this server (TCP `host:port` or a Unix socket
-    /// path; `Display` prints it so).
+    /// path; `Display` prints it so). Empty (`:0`) for a listener whose
+    /// address cannot be read, such as an unnamed Unix socket.
     pub fn local_addr(&self) -> &Addr {
         &self.local_addr
     }
