@@ -45,6 +45,7 @@
 
 pub use scipp_codecs as codecs;
 pub use scipp_layers as layers;
+pub use scipp_layers::server;
 
 #[cfg(feature = "cbor")]
 pub use scipp_codecs::cbor::{self, CborCodec};

@@ -72,6 +72,7 @@ pub mod policy;
 pub mod registry;
 pub mod relay;
 pub mod route;
+pub mod server;
 pub mod stack;
 mod uuid;
 

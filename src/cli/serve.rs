@@ -2,17 +2,14 @@
 //! Unix socket, as tractor's `scipp_peer` actor of the transcripts does.
 
 use super::CliError;
-use futures_util::future::BoxFuture;
-use scipp::channel::SHUTDOWN_GRACE;
 use scipp::msg::Addr;
 use scipp::peer::{Config, Peer};
 use scipp::registry::{Registrar, RegistryClient};
 use scipp::route::Overrun;
+use scipp::server::{Listener, ServeConfig};
 use scipp::{examples, CborCodec, Codec, MsgpackCodec, ProtobufCodec};
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// Which codec a channel speaks.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -61,6 +58,10 @@ pub(crate) struct ServeArgs {
     /// Open contexts allowed per connection.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     max_contexts: usize,
+    /// Connections held at once; more are accepted and closed at once.
+    /// Default: the file limit (`ulimit -n`) minus 64.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
 }
 
 /// `--overrun`.
@@ -123,13 +124,20 @@ async fn serve<C: Codec>(codec: C, args: &ServeArgs) -> Result<(), CliError> {
         .endpoints(endpoints)
         .config(args.config()?)
         .is_registrar(args.registrar);
-    let stop = CancellationToken::new();
-    let listener = Listener::bind(&args.listen).await?;
+    let mut config = ServeConfig::default();
+    if let Some(n) = args.max_connections {
+        config.max_connections = n.max(1);
+    }
+    let server = peer.serve_with(bind(&args.listen).await?, config);
     // Handlers first: a signal right after the line below must not kill us.
     let shutdown = shutdown_signal()?;
     tokio::pin!(shutdown);
-    let here = listener.addr()?;
-    out!("listening on {}", listener.local_addr());
+    let here = server.local_addr().clone();
+    if is_unix_path(&args.listen) {
+        out!("listening on {}", args.listen);
+    } else {
+        out!("listening on {here}");
+    }
     if let Some(registrar) = &registrar {
         // tractor's registrar lists itself
         registrar.register(peer.uid(), here.clone());
@@ -151,34 +159,16 @@ async fn serve<C: Codec>(codec: C, args: &ServeArgs) -> Result<(), CliError> {
         None => None,
     };
     std::io::stdout().flush()?;
-    let peer = Arc::new(peer);
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept(&peer, &stop) => {
-                connections.spawn(accepted?);
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            () = stop.cancelled() => {
-                eprintln!("a peer asked us to cancel (self.cancel): exiting");
-                break;
-            }
-            () = &mut shutdown => {
-                eprintln!("signal received: exiting");
-                break;
-            }
+    tokio::select! {
+        () = server.cancel_requested() => {
+            eprintln!("a peer asked us to cancel (self.cancel): exiting");
         }
+        () = &mut shutdown => eprintln!("signal received: exiting"),
     }
-    listener.cleanup();
     // every channel hangs up gracefully: what it queued (the CancelAck to
     // the peer that asked us to stop, say) goes out before we exit
-    stop.cancel();
-    let hung_up = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(2 * SHUTDOWN_GRACE, hung_up)
-        .await
-        .is_err()
-    {
-        eprintln!("some connections did not close in time");
+    if let Err(e) = server.shutdown().await {
+        eprintln!("some connections did not close in time: {e}");
     }
     if let Some(registration) = registration {
         match tokio::time::timeout(Duration::from_secs(5), registration.unregister()).await {
@@ -188,6 +178,25 @@ async fn serve<C: Codec>(codec: C, args: &ServeArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Binds `addr`: a Unix socket path (a stale socket file there is
+/// replaced) or TCP `HOST:PORT`.
+async fn bind(addr: &str) -> Result<Listener, CliError> {
+    if is_unix_path(addr) {
+        #[cfg(unix)]
+        {
+            let _ = std::fs::remove_file(addr);
+            let l = tokio::net::UnixListener::bind(addr)
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            return Ok(l.into());
+        }
+        #[cfg(not(unix))]
+        return Err(format!("{addr}: Unix sockets are not supported here").into());
+    }
+    Listener::bind_tcp(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}").into())
 }
 
 /// Installs the SIGINT/SIGTERM handlers now; the future resolves on either.
@@ -210,123 +219,4 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CliError> 
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
     })
-}
-
-enum Listener {
-    Tcp(tokio::net::TcpListener),
-    #[cfg(unix)]
-    Unix(tokio::net::UnixListener, std::path::PathBuf),
-}
-
-impl Listener {
-    async fn bind(addr: &str) -> Result<Self, CliError> {
-        if is_unix_path(addr) {
-            #[cfg(unix)]
-            {
-                let path = std::path::PathBuf::from(addr);
-                let _ = std::fs::remove_file(&path);
-                let l = tokio::net::UnixListener::bind(&path)
-                    .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-                return Ok(Listener::Unix(l, path));
-            }
-            #[cfg(not(unix))]
-            return Err(format!("{addr}: Unix sockets are not supported here").into());
-        }
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        Ok(Listener::Tcp(l))
-    }
-
-    /// Where peers reach us, as registry entries name it.
-    fn addr(&self) -> Result<Addr, CliError> {
-        Ok(match self {
-            Listener::Tcp(l) => {
-                let a = l.local_addr()?;
-                Addr::Tcp {
-                    host: a.ip().to_string(),
-                    port: a.port(),
-                }
-            }
-            #[cfg(unix)]
-            Listener::Unix(_, path) => {
-                let path = std::path::absolute(path)?;
-                Addr::Uds {
-                    dir: path
-                        .parent()
-                        .map(|d| d.display().to_string())
-                        .unwrap_or_default(),
-                    file: path
-                        .file_name()
-                        .map(|f| f.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                }
-            }
-        })
-    }
-
-    fn local_addr(&self) -> String {
-        match self {
-            Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            #[cfg(unix)]
-            Listener::Unix(_, path) => path.display().to_string(),
-        }
-    }
-
-    /// Accepts one connection; the future it returns serves it.
-    async fn accept<C: Codec>(
-        &self,
-        peer: &Arc<Peer<C>>,
-        stop: &CancellationToken,
-    ) -> Result<BoxFuture<'static, ()>, CliError> {
-        let peer = peer.clone();
-        let stop = stop.clone();
-        Ok(match self {
-            Listener::Tcp(l) => {
-                let (tcp, from) = l.accept().await?;
-                tcp.set_nodelay(true)?;
-                Box::pin(serve_one(peer, tcp, from.to_string(), stop))
-            }
-            #[cfg(unix)]
-            Listener::Unix(l, _) => {
-                let (uds, _) = l.accept().await?;
-                Box::pin(serve_one(peer, uds, "unix socket".into(), stop))
-            }
-        })
-    }
-
-    fn cleanup(&self) {
-        #[cfg(unix)]
-        if let Listener::Unix(_, path) = self {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-async fn serve_one<C, IO>(peer: Arc<Peer<C>>, io: IO, from: String, stop: CancellationToken)
-where
-    C: Codec,
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
-{
-    match peer.accept(io).await {
-        Ok(chan) => {
-            let who = chan.peer().clone();
-            tracing::info!("serving {who} ({from})");
-            tokio::select! {
-                () = chan.closed() => {
-                    tracing::info!("{who} disconnected");
-                    return;
-                }
-                () = chan.cancel_requested() => stop.cancel(),
-                () = stop.cancelled() => {}
-            }
-            if let Err(e) = chan.close().await {
-                tracing::debug!("closing the channel to {who}: {e}");
-            }
-        }
-        Err(scipp::peer::PeerError::Probed(uid)) => {
-            tracing::info!("{from}: registry probe from {uid} answered")
-        }
-        Err(e) => tracing::warn!("{from}: {e}"),
-    }
 }

@@ -20,10 +20,12 @@
 mod child;
 mod error;
 mod parent;
+mod typed;
 
 pub use self::child::ChildContext;
 pub use self::error::ContextError;
 pub use self::parent::{Context, OpenContext};
+pub use self::typed::{Dialog, NoKwargs, OpenDialog, TypedChildContext, TypedContext};
 
 /// Shorthand for the common [`ReceivePolicy`]s of one context:
 /// `OnInvalid::IgnoreAndWarn` is [`policy::ignore_and_warn`], and so on.

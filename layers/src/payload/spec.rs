@@ -3,7 +3,7 @@
 
 use super::{render::python_repr, render::python_type, MsgTypeError};
 use crate::cid_map::CidMap;
-use scipp_codecs::msg::{Cid, Msg, RawPayload, Uid};
+use scipp_codecs::msg::{Cid, Msg, MsgKind, RawPayload, Uid};
 use scipp_codecs::{Codec, PayloadError};
 use serde::de::DeserializeOwned;
 use std::any::Any;
@@ -14,7 +14,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 type Check<C> = fn(&C, &RawPayload) -> Result<Box<dyn Any + Send + Sync>, PayloadError>;
 
 /// The payload spec of a context: a Rust type its payloads must decode as
-/// (a union is an enum), or [`Any`](PldSpec::any).
+/// (a union is an enum), or [`Any`](PldSpec::any); one for all of
+/// `Started`, `Yield` and `Return`, or one per phase
+/// ([`per_phase`](PldSpec::per_phase), [`dialog`](PldSpec::dialog)), as
+/// tractor lets a dialog narrow its spec per phase.
 ///
 /// Its [`name`](PldSpec::name) is the human-readable spec string used in
 /// errors; primitive types print with their Python names, as tractor shows
@@ -35,6 +38,16 @@ type Check<C> = fn(&C, &RawPayload) -> Result<Box<dyn Any + Send + Sync>, Payloa
 /// assert!(spec.check(&codec, &codec.encode_payload(&5).unwrap()).is_err());
 /// ```
 pub struct PldSpec<C> {
+    /// The spec string (of every phase, or of the whole per-phase spec).
+    name: Arc<str>,
+    /// The check of every phase, unless `phases` says otherwise.
+    check: Option<Check<C>>,
+    /// `Started`, `Yield`, `Return`, when they differ.
+    phases: Option<Arc<[Phase<C>; 3]>>,
+}
+
+/// The spec of one phase of a per-phase [`PldSpec`].
+struct Phase<C> {
     name: Arc<str>,
     check: Option<Check<C>>,
 }
@@ -44,6 +57,7 @@ impl<C> Clone for PldSpec<C> {
         PldSpec {
             name: self.name.clone(),
             check: self.check,
+            phases: self.phases.clone(),
         }
     }
 }
@@ -61,6 +75,16 @@ fn check_as<T: DeserializeOwned + Send + Sync + 'static, C: Codec>(
     Ok(Box::new(codec.decode_payload::<T>(raw)?))
 }
 
+/// The index of a payload message's phase in [`PldSpec::phases`].
+fn phase_index(kind: MsgKind) -> Option<usize> {
+    match kind {
+        MsgKind::Started => Some(0),
+        MsgKind::Yield => Some(1),
+        MsgKind::Return => Some(2),
+        _ => None,
+    }
+}
+
 impl<C: Codec> PldSpec<C> {
     /// Accepts every payload (tractor's default, `typing.Any`). The codec
     /// has already checked that the payload is one well-formed value.
@@ -68,6 +92,7 @@ impl<C: Codec> PldSpec<C> {
         PldSpec {
             name: Arc::from("Any"),
             check: None,
+            phases: None,
         }
     }
 
@@ -78,10 +103,96 @@ impl<C: Codec> PldSpec<C> {
         PldSpec {
             name: Arc::from(spec_name(std::any::type_name::<T>()).as_str()),
             check: Some(check_as::<T, C>),
+            phases: None,
         }
     }
 
-    /// Replaces the spec string, e.g. `"Point|int|None"` for an enum.
+    /// One spec per phase: `Started` payloads follow `started`, `Yield`
+    /// payloads (both directions) `item`, `Return` payloads `returned`
+    /// (each argument's own spec for that phase). A `Started` of a streamed
+    /// byte context can be `None` and its `Return` a count, say:
+    ///
+    /// ```
+    /// use scipp_layers::payload::PldSpec;
+    /// use scipp_codecs::{Codec, msgpack::MsgpackCodec, msg::*};
+    ///
+    /// let codec = MsgpackCodec::new();
+    /// let spec = PldSpec::<MsgpackCodec>::per_phase(
+    ///     PldSpec::of::<()>(),
+    ///     PldSpec::of::<serde_bytes::ByteBuf>(),
+    ///     PldSpec::of::<u64>(),
+    /// );
+    /// assert_eq!(spec.name(), "{Started: None, Yield: bytes, Return: int}");
+    /// assert_eq!(spec.phase(MsgKind::Return).name(), "int");
+    /// let ret = Msg::Return(Return { cid: Cid::from("c1"), pld: codec.encode_payload("12").unwrap() });
+    /// let err = spec.validate(&codec, &ret, None).unwrap_err();
+    /// assert!(err.to_string().contains("`Return.pld: int`"), "{err}");
+    /// ```
+    pub fn per_phase(started: Self, item: Self, returned: Self) -> Self {
+        let phase = |spec: &Self, i: usize| {
+            let (name, check) = spec.at(i);
+            Phase {
+                name: Arc::from(name),
+                check,
+            }
+        };
+        let phases = [phase(&started, 0), phase(&item, 1), phase(&returned, 2)];
+        let name = format!(
+            "{{Started: {}, Yield: {}, Return: {}}}",
+            phases[0].name, phases[1].name, phases[2].name
+        );
+        PldSpec {
+            name: Arc::from(name.as_str()),
+            check: phases[1].check,
+            phases: Some(Arc::new(phases)),
+        }
+    }
+
+    /// [`per_phase`](Self::per_phase) of three types: `Started` payloads
+    /// must decode as `S`, `Yield` payloads as `Y`, `Return` payloads as
+    /// `R`.
+    ///
+    /// ```
+    /// use scipp_layers::payload::PldSpec;
+    /// use scipp_codecs::msgpack::MsgpackCodec;
+    /// let spec = PldSpec::<MsgpackCodec>::dialog::<String, i64, Vec<i64>>();
+    /// assert_eq!(spec.name(), "{Started: str, Yield: int, Return: list[int]}");
+    /// ```
+    pub fn dialog<S, Y, R>() -> Self
+    where
+        S: DeserializeOwned + Send + Sync + 'static,
+        Y: DeserializeOwned + Send + Sync + 'static,
+        R: DeserializeOwned + Send + Sync + 'static,
+    {
+        Self::per_phase(Self::of::<S>(), Self::of::<Y>(), Self::of::<R>())
+    }
+
+    /// The spec of one phase (`Started`, `Yield` or `Return`) as a spec of
+    /// its own; other kinds carry no payload and get [`any`](Self::any).
+    pub fn phase(&self, kind: MsgKind) -> Self {
+        let Some(i) = phase_index(kind) else {
+            return Self::any();
+        };
+        let (name, check) = self.at(i);
+        PldSpec {
+            name: Arc::from(name),
+            check,
+            phases: None,
+        }
+    }
+
+    /// Phase `i`'s spec string and check.
+    fn at(&self, i: usize) -> (&str, Option<Check<C>>) {
+        match &self.phases {
+            Some(phases) => (&phases[i].name, phases[i].check),
+            None => (&self.name, self.check),
+        }
+    }
+
+    /// Replaces the spec string, e.g. `"Point|int|None"` for an enum. Of
+    /// a per-phase spec, only the name of the whole changes: name each
+    /// phase's spec before [`per_phase`](Self::per_phase) to change what
+    /// errors show.
     pub fn named(mut self, name: &str) -> Self {
         self.name = Arc::from(name);
         self
@@ -92,39 +203,37 @@ impl<C: Codec> PldSpec<C> {
         &self.name
     }
 
-    /// Whether every payload passes.
+    /// Whether every payload passes, in every phase.
     pub fn is_any(&self) -> bool {
-        self.check.is_none()
+        match &self.phases {
+            Some(phases) => phases.iter().all(|p| p.check.is_none()),
+            None => self.check.is_none(),
+        }
     }
 
-    /// Checks one raw payload.
+    /// Checks one raw payload (of a per-phase spec: as a stream item,
+    /// the `Yield` phase).
     ///
     /// # Errors
     /// The codec's complaint when the payload does not decode as the spec.
     pub fn check(&self, codec: &C, raw: &RawPayload) -> Result<(), PayloadError> {
-        self.decode(codec, raw).map(drop)
+        decode(self.at(1).1, codec, raw).map(drop)
     }
 
-    /// The check, keeping what it decoded (`None` for `Any`).
-    fn decode(
-        &self,
-        codec: &C,
-        raw: &RawPayload,
-    ) -> Result<Option<Box<dyn Any + Send + Sync>>, PayloadError> {
-        self.check.map(|check| check(codec, raw)).transpose()
-    }
-
-    /// Checks the payload of a `Started`, `Yield` or `Return` (other
-    /// messages, `CancelAck` included, always pass).
+    /// Checks the payload of a `Started`, `Yield` or `Return` against its
+    /// phase's spec (other messages, `CancelAck` included, always pass).
     ///
     /// # Errors
-    /// A payload [`MsgTypeError`] naming the spec, the field and the
-    /// offending value, attributed to `peer`.
+    /// A payload [`MsgTypeError`] naming the phase's spec, the field and
+    /// the offending value, attributed to `peer`.
     pub fn validate(&self, codec: &C, msg: &Msg, peer: Option<&Uid>) -> Result<(), MsgTypeError> {
-        let Some(pld) = msg.pld() else { return Ok(()) };
-        self.decode(codec, pld)
+        let (Some(pld), Some(i)) = (msg.pld(), phase_index(msg.kind())) else {
+            return Ok(());
+        };
+        let (name, check) = self.at(i);
+        decode(check, codec, pld)
             .map(drop)
-            .map_err(|e| self.error(codec, msg, e, peer))
+            .map_err(|e| error(name, codec, msg, e, peer))
     }
 
     /// [`validate`](Self::validate), attaching the decoded value to the
@@ -136,8 +245,11 @@ impl<C: Codec> PldSpec<C> {
         msg: &mut Msg,
         peer: Option<&Uid>,
     ) -> Result<(), MsgTypeError> {
-        let Some(pld) = msg.pld() else { return Ok(()) };
-        match self.decode(codec, pld) {
+        let (Some(pld), Some(i)) = (msg.pld(), phase_index(msg.kind())) else {
+            return Ok(());
+        };
+        let (name, check) = self.at(i);
+        match decode(check, codec, pld) {
             Ok(Some(value)) => {
                 if let Some(pld) = msg.pld_mut() {
                     pld.set_decoded(value);
@@ -145,20 +257,35 @@ impl<C: Codec> PldSpec<C> {
                 Ok(())
             }
             Ok(None) => Ok(()),
-            Err(e) => Err(self.error(codec, msg, e, peer)),
+            Err(e) => Err(error(name, codec, msg, e, peer)),
         }
     }
+}
 
-    fn error(&self, codec: &C, msg: &Msg, e: PayloadError, peer: Option<&Uid>) -> MsgTypeError {
-        let value = msg
-            .pld()
-            .and_then(|pld| codec.decode_payload::<rmpv::Value>(pld).ok());
-        let repr = value.as_ref().map(python_repr);
-        let err = MsgTypeError::payload(msg, &self.name, repr, e, peer);
-        match value {
-            Some(v) => err.with_value_type(python_type(&v)),
-            None => err,
-        }
+/// Runs `check` (none: `Any`), keeping what it decoded.
+fn decode<C>(
+    check: Option<Check<C>>,
+    codec: &C,
+    raw: &RawPayload,
+) -> Result<Option<Box<dyn Any + Send + Sync>>, PayloadError> {
+    check.map(|check| check(codec, raw)).transpose()
+}
+
+fn error<C: Codec>(
+    spec: &str,
+    codec: &C,
+    msg: &Msg,
+    e: PayloadError,
+    peer: Option<&Uid>,
+) -> MsgTypeError {
+    let value = msg
+        .pld()
+        .and_then(|pld| codec.decode_payload::<rmpv::Value>(pld).ok());
+    let repr = value.as_ref().map(python_repr);
+    let err = MsgTypeError::payload(msg, spec, repr, e, peer);
+    match value {
+        Some(v) => err.with_value_type(python_type(&v)),
+        None => err,
     }
 }
 
