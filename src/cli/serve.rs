@@ -40,6 +40,12 @@ pub(crate) struct ServeArgs {
     /// `self:register_actor`), unregister on exit.
     #[arg(long, value_name = "ADDR", conflicts_with = "registrar")]
     registry: Option<String>,
+    /// The address other hosts reach us at, as registered (`HOST:PORT`).
+    /// Default: the listening address, or, listening on a wildcard
+    /// (`0.0.0.0`, `[::]`), the local address of our connection to the
+    /// registrar.
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
     /// Be a registrar: serve the `self:*` registry RPCs to scipp peers and
     /// tractor actors, and say `is_registrar` in our `Aid`.
     #[arg(long)]
@@ -128,11 +134,18 @@ async fn serve<C: Codec>(codec: C, args: &ServeArgs) -> Result<(), CliError> {
     // Handlers first: a signal right after the line below must not kill us.
     let shutdown = shutdown_signal()?;
     tokio::pin!(shutdown);
-    let here = listener.addr()?;
+    let here = match &args.advertise {
+        Some(a) => a.parse().map_err(|e| format!("--advertise: {e}"))?,
+        None => listener.addr()?,
+    };
     out!("listening on {}", listener.local_addr());
     if let Some(registrar) = &registrar {
-        // tractor's registrar lists itself
-        registrar.register(peer.uid(), here.clone());
+        // tractor's registrar lists itself, where others can reach it
+        if scipp::registry::is_wildcard(&here) {
+            tracing::warn!("not listing ourselves at {here}: pass --advertise");
+        } else {
+            registrar.register(peer.uid(), here.clone());
+        }
         out!("registrar: serving the registry RPCs");
     }
     let registration = match &args.registry {
@@ -145,7 +158,11 @@ async fn serve<C: Codec>(codec: C, args: &ServeArgs) -> Result<(), CliError> {
                 .register_peer(&peer, &here)
                 .await
                 .map_err(|e| format!("registry {registry}: {e}"))?;
-            out!("registered as {} with {registry}", args.name);
+            out!(
+                "registered as {} with {registry} at {}",
+                args.name,
+                registration.addr()
+            );
             Some(registration)
         }
         None => None,
