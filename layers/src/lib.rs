@@ -71,6 +71,8 @@ pub mod policy;
 pub mod registry;
 pub mod relay;
 pub mod route;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod uuid;
 
 pub use inbound::Inbound;

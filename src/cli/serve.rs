@@ -6,7 +6,7 @@ use futures_util::future::BoxFuture;
 use scipp::channel::SHUTDOWN_GRACE;
 use scipp::msg::Addr;
 use scipp::peer::{Config, Peer};
-use scipp::registry::{Registrar, RegistryClient};
+use scipp::registry::Registrar;
 use scipp::route::Overrun;
 use scipp::{examples, CborCodec, Codec, MsgpackCodec, ProtobufCodec};
 use std::io::Write;
@@ -46,6 +46,8 @@ pub(crate) struct ServeArgs {
     /// registrar.
     #[arg(long, value_name = "HOST:PORT")]
     advertise: Option<String>,
+    #[command(flatten)]
+    tls: super::tls::TlsArgs,
     /// Be a registrar: serve the `self:*` registry RPCs to scipp peers and
     /// tractor actors, and say `is_registrar` in our `Aid`.
     #[arg(long)]
@@ -130,6 +132,7 @@ async fn serve<C: Codec>(codec: C, args: &ServeArgs) -> Result<(), CliError> {
         .config(args.config()?)
         .is_registrar(args.registrar);
     let stop = CancellationToken::new();
+    let tls = args.tls.acceptor()?.map(Arc::new);
     let listener = Listener::bind(&args.listen).await?;
     // Handlers first: a signal right after the line below must not kill us.
     let shutdown = shutdown_signal()?;
@@ -151,7 +154,7 @@ async fn serve<C: Codec>(codec: C, args: &ServeArgs) -> Result<(), CliError> {
     let registration = match &args.registry {
         Some(registry) => {
             let addr: Addr = registry.parse().map_err(|e| format!("--registry: {e}"))?;
-            let client = RegistryClient::connect(&peer, &addr)
+            let client = super::tls::registry(&peer, &addr, args.tls.connector()?.as_ref())
                 .await
                 .map_err(|e| format!("registry {registry}: {e}"))?;
             let registration = client
@@ -172,7 +175,7 @@ async fn serve<C: Codec>(codec: C, args: &ServeArgs) -> Result<(), CliError> {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept(&peer, &stop) => {
+            accepted = listener.accept(&peer, &stop, &tls) => {
                 connections.spawn(accepted?);
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -295,19 +298,21 @@ impl Listener {
         &self,
         peer: &Arc<Peer<C>>,
         stop: &CancellationToken,
+        tls: &Option<Arc<super::tls::Acceptor>>,
     ) -> Result<BoxFuture<'static, ()>, CliError> {
         let peer = peer.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         Ok(match self {
             Listener::Tcp(l) => {
                 let (tcp, from) = l.accept().await?;
                 tcp.set_nodelay(true)?;
-                Box::pin(serve_one(peer, tcp, from.to_string(), stop))
+                Box::pin(serve_one(peer, tcp, from.to_string(), stop, tls))
             }
             #[cfg(unix)]
             Listener::Unix(l, _) => {
                 let (uds, _) = l.accept().await?;
-                Box::pin(serve_one(peer, uds, "unix socket".into(), stop))
+                Box::pin(serve_one(peer, uds, "unix socket".into(), stop, tls))
             }
         })
     }
@@ -320,12 +325,17 @@ impl Listener {
     }
 }
 
-async fn serve_one<C, IO>(peer: Arc<Peer<C>>, io: IO, from: String, stop: CancellationToken)
-where
+async fn serve_one<C, IO>(
+    peer: Arc<Peer<C>>,
+    io: IO,
+    from: String,
+    stop: CancellationToken,
+    tls: Option<Arc<super::tls::Acceptor>>,
+) where
     C: Codec,
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    match peer.accept(io).await {
+    match super::tls::accept(&peer, io, tls.as_deref()).await {
         Ok(chan) => {
             let who = chan.peer().clone();
             tracing::info!("serving {who} ({from})");
