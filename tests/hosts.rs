@@ -19,7 +19,7 @@ mod pki;
 use scipp::context::{ChildContext, ContextError};
 use scipp::msg::Addr;
 use scipp::payload::PldSpec;
-use scipp::peer::{Config, Peer};
+use scipp::peer::{Channel, Config, Peer};
 use scipp::registry::RegistryClient;
 use scipp::route::Endpoints;
 use scipp::tls::TlsConnector;
@@ -116,6 +116,29 @@ impl Net {
             if up { "up" } else { "down" },
         ])
         .unwrap();
+    }
+
+    /// How often node `i`'s link shaper (hub side, toward the node) held a
+    /// packet back for lack of tokens, and the bytes it sent.
+    fn shaped(&self, i: usize) -> (u64, u64) {
+        let port = format!("h{}", i + 1);
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", &self.hub, "tc", "-s", "qdisc", "show", "dev", &port,
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let number_after = |word: &str| -> u64 {
+            let rest = text.split(word).nth(1).unwrap_or_else(|| panic!("{text}"));
+            let digits: String = rest
+                .trim_start()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().unwrap_or_else(|_| panic!("{text}"))
+        };
+        (number_after("overlimits"), number_after("Sent"))
     }
 
     /// Limits node `i`'s link to 1 Mbit/s both ways (token bucket filter).
@@ -465,15 +488,27 @@ async fn caller() {
             }
         },
     };
-    let (mut ctx, _first) = chan
-        .open_context(ns, func)
-        .start::<rmpv::Value>()
-        .await
-        .unwrap();
     report("open", json!({ "server_names": identity }));
+    let done = exchange(&chan, ns, func, items, size, pause_at).await;
+    report("done", done);
+}
+
+/// Holds an echo context on `chan` for `items` items of `size` bytes and
+/// counts what comes back: sent, delivered (in order, once), duplicated,
+/// out of order, and the outcome. With `pause_at`, reports `paused` and
+/// waits for a line on stdin after that many items.
+async fn exchange(
+    chan: &Channel<MsgpackCodec>,
+    ns: &str,
+    func: &str,
+    items: u64,
+    size: usize,
+    pause_at: Option<u64>,
+) -> Value {
     let (mut sent, mut delivered, mut duplicated, mut out_of_order) = (0u64, 0u64, 0u64, 0u64);
     let pad = "x".repeat(size);
     let run = async {
+        let (mut ctx, _first) = chan.open_context(ns, func).start::<rmpv::Value>().await?;
         for i in 0..items {
             if pause_at == Some(i) {
                 report("paused", json!({ "delivered": delivered }));
@@ -501,13 +536,10 @@ async fn caller() {
         Ok(())
     };
     let result = run.await;
-    report(
-        "done",
-        json!({
-            "sent": sent, "delivered": delivered, "duplicated": duplicated,
-            "out_of_order": out_of_order, "outcome": outcome(&result),
-        }),
-    );
+    json!({
+        "sent": sent, "delivered": delivered, "duplicated": duplicated,
+        "out_of_order": out_of_order, "outcome": outcome(&result),
+    })
 }
 
 /// A served context's report, made when it ends (or is dropped).
@@ -534,31 +566,8 @@ impl Drop for Served {
 /// registrar (a routable address, as the library picks it), and serves
 /// `hosts:echo`, reporting each context's outcome.
 async fn service() {
-    let mut endpoints = Endpoints::new();
-    endpoints.context(
-        "hosts",
-        "echo",
-        PldSpec::any(),
-        |mut ctx: ChildContext<MsgpackCodec>, _: BTreeMap<String, rmpv::Value>| async move {
-            ctx.started(&()).await?;
-            // reports however the task ends: a closed channel cancels it
-            // (as tractor does), dropping this future mid-await
-            let mut served = Served::default();
-            let result = async {
-                while let Some(v) = ctx.recv::<rmpv::Value>().await? {
-                    served.received += 1;
-                    ctx.send(&v).await?;
-                }
-                Ok(())
-            }
-            .await;
-            served.outcome = Some(outcome(&result));
-            result?;
-            Ok(served.received)
-        },
-    );
     let me = Peer::new("scipp_svc", MsgpackCodec::new())
-        .endpoints(endpoints)
+        .endpoints(hosts_endpoints())
         .config(config());
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", SERVICE_PORT))
         .await
@@ -583,6 +592,35 @@ async fn service() {
             }
         });
     }
+}
+
+/// `hosts:echo`: echoes every item, returns how many, and reports its
+/// outcome (`served`) however it ends.
+fn hosts_endpoints() -> Endpoints<MsgpackCodec> {
+    let mut endpoints = Endpoints::new();
+    endpoints.context(
+        "hosts",
+        "echo",
+        PldSpec::any(),
+        |mut ctx: ChildContext<MsgpackCodec>, _: BTreeMap<String, rmpv::Value>| async move {
+            ctx.started(&()).await?;
+            // reports however the task ends: a closed channel cancels it
+            // (as tractor does), dropping this future mid-await
+            let mut served = Served::default();
+            let result = async {
+                while let Some(v) = ctx.recv::<rmpv::Value>().await? {
+                    served.received += 1;
+                    ctx.send(&v).await?;
+                }
+                Ok(())
+            }
+            .await;
+            served.outcome = Some(outcome(&result));
+            result?;
+            Ok(served.received)
+        },
+    );
+    endpoints
 }
 
 /// Runs the caller role in node 2 with `vars`.
@@ -830,4 +868,174 @@ fn a_slow_link_delivers_every_item_once_in_order() {
     counts("1 Mbit/s link", &done);
     assert_eq!(done["outcome"], "completed", "{done}");
     assert_eq!(done["delivered"], 40);
+    let (held_back, bytes) = net.shaped(2);
+    println!("1 Mbit/s link: the shaper sent {bytes} bytes, held packets back {held_back} times");
+    assert!(held_back > 0, "the link was really rate limited");
+}
+
+// ------------------------------------------------------------ fault proxy
+
+/// What the fault proxy does to the bytes between caller and service.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Delays every chunk, both ways, by 1 to 4 ms (a fixed pattern).
+    Jitter,
+    /// Forwards nothing toward the caller for `stall` once `after` bytes
+    /// went that way.
+    Stall { after: usize, stall: Duration },
+    /// Closes both connections once `after` bytes went toward the caller.
+    Cut { after: usize },
+}
+
+/// Copies `from` to `to`, applying `fault`; returns when either side ends
+/// or the fault cuts.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    fault: Option<Fault>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    let (mut passed, mut chunks, mut stalled) = (0usize, 0u64, false);
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        chunks += 1;
+        match fault {
+            Some(Fault::Jitter) => {
+                tokio::time::sleep(Duration::from_millis(1 + chunks % 4)).await;
+            }
+            Some(Fault::Stall { after, stall }) if !stalled && passed + n >= after => {
+                stalled = true;
+                tokio::time::sleep(stall).await;
+            }
+            Some(Fault::Cut { after }) if passed + n >= after => return,
+            _ => {}
+        }
+        passed += n;
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A userspace forwarder on loopback to `upstream` that applies `fault`.
+/// When either direction ends, both connections are dropped.
+async fn fault_proxy(upstream: std::net::SocketAddr, fault: Fault) -> Addr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                continue;
+            };
+            let (client_read, client_write) = client.into_split();
+            let (server_read, server_write) = server.into_split();
+            let both_ways = matches!(fault, Fault::Jitter).then_some(fault);
+            let mut up = tokio::spawn(pump(client_read, server_write, both_ways));
+            let mut down = tokio::spawn(pump(server_read, client_write, Some(fault)));
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = &mut up => down.abort(),
+                    _ = &mut down => up.abort(),
+                }
+            });
+        }
+    });
+    format!("127.0.0.1:{port}").parse().unwrap()
+}
+
+/// An in-process service with `hosts:echo` on loopback; its address and
+/// a receiver that gets a line each time one of its channels closes.
+async fn local_service() -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let me = Peer::new("scipp_svc", MsgpackCodec::new()).endpoints(hosts_endpoints());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed, on_close) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tcp.set_nodelay(true).unwrap();
+            let (me, closed) = (me.clone(), closed.clone());
+            tokio::spawn(async move {
+                if let Ok(chan) = me.accept(tcp).await {
+                    chan.closed().await;
+                    let _ = closed.send(chan.peer().name.clone());
+                }
+            });
+        }
+    });
+    (addr, on_close)
+}
+
+/// Holds a 100-item echo context through a fault proxy; the counts, and
+/// whether the service's channel closed within `LIMIT` after the context
+/// ended.
+async fn through_proxy(fault: Fault, idle: Option<Duration>) -> (Value, bool) {
+    let (service, mut on_close) = local_service().await;
+    let proxy = fault_proxy(service, fault).await;
+    let me = Peer::new("scipp_caller", MsgpackCodec::new()).config(Config {
+        idle_timeout: idle,
+        ..Config::default()
+    });
+    let chan = tokio::time::timeout(LIMIT, me.connect_addr(&proxy))
+        .await
+        .unwrap()
+        .unwrap();
+    let done = tokio::time::timeout(LIMIT, exchange(&chan, "hosts", "echo", 100, 64, None))
+        .await
+        .expect("the context ends within the bound");
+    drop(chan);
+    let service_closed = tokio::time::timeout(LIMIT, on_close.recv())
+        .await
+        .is_ok_and(|peer| peer.as_deref() == Some("scipp_caller"));
+    (done, service_closed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jitter_through_a_fault_proxy_delivers_every_item_once_in_order() {
+    let (done, _) = through_proxy(Fault::Jitter, None).await;
+    counts("proxy: jitter 1-4 ms per chunk", &done);
+    assert_eq!(done["outcome"], "completed", "{done}");
+    assert_eq!(done["delivered"], 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_shorter_than_the_idle_timeout_is_survived() {
+    let stall = Fault::Stall {
+        after: 3000,
+        stall: Duration::from_secs(1),
+    };
+    let (done, _) = through_proxy(stall, Some(Duration::from_secs(3))).await;
+    counts("proxy: stall 1 s < idle 3 s", &done);
+    assert_eq!(done["outcome"], "completed", "{done}");
+    assert_eq!(done["delivered"], 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_longer_than_the_idle_timeout_ends_both_sides_with_transport_closed() {
+    let stall = Fault::Stall {
+        after: 3000,
+        stall: Duration::from_secs(30),
+    };
+    // bound: the caller's idle timeout (1 s); the service sees the
+    // caller's close through the proxy at once
+    let (done, service_closed) = through_proxy(stall, Some(Duration::from_secs(1))).await;
+    counts("proxy: stall 30 s > idle 1 s", &done);
+    assert_eq!(done["outcome"], "transport closed", "{done}");
+    assert!(done["delivered"].as_u64().unwrap() < 100, "{done}");
+    assert!(service_closed, "the service's channel closed too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_connection_ends_both_sides_with_transport_closed() {
+    let (done, service_closed) = through_proxy(Fault::Cut { after: 3000 }, None).await;
+    counts("proxy: cut after 3000 bytes", &done);
+    assert_eq!(done["outcome"], "transport closed", "{done}");
+    assert!(done["delivered"].as_u64().unwrap() < 100, "{done}");
+    assert!(service_closed, "the service's channel closed too");
 }
