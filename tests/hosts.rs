@@ -71,30 +71,47 @@ impl Net {
     /// The namespaces for `scenario`, or why they cannot be made (then
     /// the caller skips).
     fn new(scenario: &str, nodes: &[&str]) -> Result<Net, String> {
+        Self::with(scenario, nodes, false)
+    }
+
+    /// As [`new`](Self::new); with `ipv6`, node `i` is also at
+    /// fd31:231::{i+1}/64 (a unique local address).
+    fn with(scenario: &str, nodes: &[&str], ipv6: bool) -> Result<Net, String> {
         let prefix = format!("scipp-{}-{scenario}", std::process::id());
         let hub = format!("{prefix}-hub");
+        // the only failure that means "unavailable here": past it, a
+        // failure is a bug and fails the test (the guard still cleans up)
         ip(&["netns", "add", &hub])?;
+        let must = |r: Result<(), String>| r.unwrap_or_else(|e| panic!("{e}"));
         let mut net = Net {
             hub,
             nodes: Vec::new(),
         };
-        ip(&["-n", &net.hub, "link", "add", "br0", "type", "bridge"])?;
-        ip(&["-n", &net.hub, "link", "set", "br0", "up"])?;
+        must(ip(&[
+            "-n", &net.hub, "link", "add", "br0", "type", "bridge",
+        ]));
+        must(ip(&["-n", &net.hub, "link", "set", "br0", "up"]));
         for (i, node) in nodes.iter().enumerate() {
             let ns = format!("{prefix}-{node}");
-            ip(&["netns", "add", &ns])?;
+            must(ip(&["netns", "add", &ns]));
             net.nodes.push(ns.clone());
             let port = format!("h{}", i + 1);
             let addr = format!("10.231.0.{}/24", i + 1);
-            ip(&[
+            must(ip(&[
                 "-n", &net.hub, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
                 "netns", &ns,
-            ])?;
-            ip(&["-n", &net.hub, "link", "set", &port, "master", "br0"])?;
-            ip(&["-n", &net.hub, "link", "set", &port, "up"])?;
-            ip(&["-n", &ns, "addr", "add", &addr, "dev", "eth0"])?;
-            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
-            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            ]));
+            must(ip(&["-n", &net.hub, "link", "set", &port, "master", "br0"]));
+            must(ip(&["-n", &net.hub, "link", "set", &port, "up"]));
+            must(ip(&["-n", &ns, "addr", "add", &addr, "dev", "eth0"]));
+            if ipv6 {
+                let addr6 = format!("fd31:231::{}/64", i + 1);
+                must(ip(&[
+                    "-n", &ns, "addr", "add", &addr6, "dev", "eth0", "nodad",
+                ]));
+            }
+            must(ip(&["-n", &ns, "link", "set", "eth0", "up"]));
+            must(ip(&["-n", &ns, "link", "set", "lo", "up"]));
         }
         Ok(net)
     }
@@ -171,7 +188,11 @@ impl Drop for Net {
 
 /// The namespaces, or `None` after printing why the test skips.
 fn net_or_skip(scenario: &str, nodes: &[&str]) -> Option<Net> {
-    match Net::new(scenario, nodes) {
+    net_or_skip_with(scenario, nodes, false)
+}
+
+fn net_or_skip_with(scenario: &str, nodes: &[&str], ipv6: bool) -> Option<Net> {
+    match Net::with(scenario, nodes, ipv6) {
         Ok(net) => Some(net),
         Err(why) => {
             eprintln!("SKIPPED: network namespaces unavailable (needs root and `ip`): {why}");
@@ -194,18 +215,23 @@ struct Proc {
 }
 
 impl Proc {
+    /// Runs `cmd` inside the namespace `ns`.
     fn spawn(what: &str, ns: &str, cmd: &mut Command) -> Proc {
-        let program = cmd.get_program().to_owned();
-        let args: Vec<_> = cmd.get_args().map(ToOwned::to_owned).collect();
-        let envs: Vec<_> = cmd
-            .get_envs()
-            .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
-            .collect();
-        let mut child = Command::new("ip")
+        let mut inside = Command::new("ip");
+        inside
             .args(["netns", "exec", ns])
-            .arg(program)
-            .args(args)
-            .envs(envs)
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .envs(
+                cmd.get_envs()
+                    .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+            );
+        Self::spawn_here(what, &mut inside)
+    }
+
+    /// Runs `cmd` here.
+    fn spawn_here(what: &str, cmd: &mut Command) -> Proc {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -457,7 +483,11 @@ async fn caller() {
     let target = env("TARGET").unwrap_or_else(|| "scipp_peer:echo".into());
     let (ns, func) = target.split_once(':').unwrap();
     let me = Peer::new("scipp_caller", MsgpackCodec::new()).config(config());
-    let registry_addr: Addr = REGISTRAR.parse().unwrap();
+    let registry_addr: Addr = env("REGISTRAR")
+        .as_deref()
+        .unwrap_or(REGISTRAR)
+        .parse()
+        .unwrap();
     let tls = connector();
     let registry = match &tls {
         None => RegistryClient::connect(&me, &registry_addr)
@@ -1038,4 +1068,53 @@ async fn a_cut_connection_ends_both_sides_with_transport_closed() {
     assert_eq!(done["outcome"], "transport closed", "{done}");
     assert!(done["delivered"].as_u64().unwrap() < 100, "{done}");
     assert!(service_closed, "the service's channel closed too");
+}
+
+#[test]
+fn over_ipv6_a_wildcard_service_registers_its_interface_address() {
+    let Some(net) = net_or_skip_with("ipv6", &["reg", "svc", "call"], true) else {
+        return;
+    };
+    let registrar6 = "[fd31:231::1]:7000";
+    let reg = Proc::spawn(
+        "registrar",
+        net.ns(0),
+        scipp()
+            .args(["serve", "--listen", "[::]:7000", "--registrar"])
+            .args(["--name", "scipp_registrar", "--advertise", registrar6]),
+    );
+    reg.wait_for("registrar: serving the registry RPCs");
+    let service = Proc::spawn(
+        "service",
+        net.ns(1),
+        scipp()
+            .args(["serve", "--listen", &format!("[::]:{SERVICE_PORT}")])
+            .args(["--name", "scipp_svc", "--registry", registrar6]),
+    );
+    service.wait_for(&format!("at [fd31:231::2]:{SERVICE_PORT}"));
+    let caller = caller_in(&net, &[("REGISTRAR", registrar6.into())]);
+    let found = caller.report("found");
+    assert_eq!(found["addr"], format!("[fd31:231::2]:{SERVICE_PORT}"));
+    let done = caller.report("done");
+    counts("IPv6", &done);
+    assert_eq!(done["outcome"], "completed", "{done}");
+}
+
+/// Without namespaces: `--advertise` wins over the listening address.
+#[test]
+fn serve_registers_the_advertised_address() {
+    let registrar = Proc::spawn_here(
+        "registrar",
+        scipp().args(["serve", "--listen", "127.0.0.1:0", "--registrar"]),
+    );
+    let line = registrar.wait_for("listening on ");
+    let registry = line.trim().strip_prefix("listening on ").unwrap();
+    let service = Proc::spawn_here(
+        "service",
+        scipp()
+            .args(["serve", "--listen", "0.0.0.0:0", "--registry", registry])
+            .args(["--name", "scipp_svc", "--advertise", "192.0.2.7:4242"]),
+    );
+    let line = service.wait_for("registered as scipp_svc");
+    assert!(line.ends_with("at 192.0.2.7:4242"), "{line}");
 }
