@@ -69,14 +69,9 @@ fn ip(args: &[&str]) -> Result<(), String> {
 
 impl Net {
     /// The namespaces for `scenario`, or why they cannot be made (then
-    /// the caller skips).
-    fn new(scenario: &str, nodes: &[&str]) -> Result<Net, String> {
-        Self::with(scenario, nodes, false)
-    }
-
-    /// As [`new`](Self::new); with `ipv6`, node `i` is also at
-    /// fd31:231::{i+1}/64 (a unique local address).
-    fn with(scenario: &str, nodes: &[&str], ipv6: bool) -> Result<Net, String> {
+    /// the caller skips). With `ipv6`, node `i` is also at fd31:231::{i+1}/64
+    /// (a unique local address).
+    fn new(scenario: &str, nodes: &[&str], ipv6: bool) -> Result<Net, String> {
         let prefix = format!("scipp-{}-{scenario}", std::process::id());
         let hub = format!("{prefix}-hub");
         // the only failure that means "unavailable here": past it, a
@@ -192,7 +187,7 @@ fn net_or_skip(scenario: &str, nodes: &[&str]) -> Option<Net> {
 }
 
 fn net_or_skip_with(scenario: &str, nodes: &[&str], ipv6: bool) -> Option<Net> {
-    match Net::with(scenario, nodes, ipv6) {
+    match Net::new(scenario, nodes, ipv6) {
         Ok(net) => Some(net),
         Err(why) => {
             eprintln!("SKIPPED: network namespaces unavailable (needs root and `ip`): {why}");
