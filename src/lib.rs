@@ -38,7 +38,9 @@
 //! # Feature flags
 //!
 //! `msgpack`, `cbor` and `protobuf` (all on by default) enable the codecs
-//! of the same names in `scipp-codecs`.
+//! of the same names in `scipp-codecs`. `tls` (on by default) enables
+//! [`tls`]: TLS between scipp peers, with certificate identities, and the
+//! `--tls-*` flags of the CLI.
 #![doc(test(attr(deny(warnings))))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -56,6 +58,8 @@ pub use scipp_codecs::protobuf::{self, ProtobufCodec};
 pub use scipp_codecs::{
     msg, Codec, DecodeError, DecodeErrorKind, EncodeError, PayloadError, WireProfile,
 };
+#[cfg(feature = "tls")]
+pub use scipp_layers::tls;
 pub use scipp_layers::{
     channel, codec, context, examples, framing, msg_type, new_uuid, payload, peer, policy,
     registry, relay, route, BoxError, Inbound, MsgTypeError,

@@ -74,6 +74,8 @@ pub mod relay;
 pub mod route;
 pub mod server;
 pub mod stack;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod uuid;
 
 pub use inbound::Inbound;

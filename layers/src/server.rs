@@ -90,7 +90,7 @@ pub const FALLBACK_MAX_CONNECTIONS: usize = 1024;
 /// assert_eq!(server.connections(), 0);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// Connections held at once (handshaking or live); one more is
     /// accepted and closed at once. Default: the process's soft file limit
@@ -110,6 +110,11 @@ pub struct ServeConfig {
     /// channel's own flush is bounded by
     /// [`SHUTDOWN_GRACE`](crate::channel::SHUTDOWN_GRACE), 1 s).
     pub shutdown_timeout: Duration,
+    /// Serve over TLS: every accepted connection does the TLS handshake
+    /// (bounded by the acceptor's timeout) before the SCIPP one; a client
+    /// refused there never reaches the stack. Default: plain.
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<crate::tls::TlsAcceptor>>,
 }
 
 impl Default for ServeConfig {
@@ -118,6 +123,8 @@ impl Default for ServeConfig {
             max_connections: default_max_connections(),
             accept_backoff: Duration::from_millis(50),
             shutdown_timeout: 3 * SHUTDOWN_GRACE,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -410,6 +417,7 @@ impl<C: Codec> Peer<C> {
             live: Mutex::new(Live::default()),
             counts: watch::Sender::new(Counts::default()),
         });
+        let shutdown_timeout = config.shutdown_timeout;
         let accept = tokio::spawn(accept_loop(
             Arc::new(self.clone()),
             listener,
@@ -420,7 +428,7 @@ impl<C: Codec> Peer<C> {
             local_addr,
             state,
             accept: Some(accept),
-            shutdown_timeout: config.shutdown_timeout,
+            shutdown_timeout,
         }
     }
 
@@ -625,6 +633,8 @@ async fn accept_loop<C: Codec>(
             from,
             state.clone(),
             admitted,
+            #[cfg(feature = "tls")]
+            config.tls.clone(),
         ));
     }
     #[cfg(unix)]
@@ -670,8 +680,27 @@ async fn serve_connection<C: Codec>(
     from: String,
     state: Arc<State>,
     admitted: Admitted,
+    #[cfg(feature = "tls")] tls: Option<Arc<crate::tls::TlsAcceptor>>,
 ) {
     let handshake = async {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = tls {
+            let accepted = match io {
+                Accepted::Tcp(tcp) => tls.accept(&peer, tcp).await,
+                #[cfg(unix)]
+                Accepted::Unix(uds) => tls.accept(&peer, uds).await,
+            };
+            return match accepted {
+                Ok((chan, identity)) => {
+                    if let Some(identity) = identity {
+                        tracing::info!(names = ?identity.dns_names(), "{from}: TLS client certificate");
+                    }
+                    Ok(chan)
+                }
+                Err(crate::tls::TlsError::Peer(e)) => Err(e),
+                Err(e) => Err(PeerError::Io(io::Error::other(e))),
+            };
+        }
         match io {
             Accepted::Tcp(tcp) => peer.accept(tcp).await,
             #[cfg(unix)]

@@ -24,7 +24,12 @@ async fn within<F: std::future::Future>(f: F) -> F::Output {
 
 /// Serves `peer` on a loopback TCP port; its address.
 async fn listen(peer: Peer<MsgpackCodec>) -> Addr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listen_on("127.0.0.1:0", peer).await
+}
+
+/// Serves `peer` on TCP at `bind`; the bound address (wildcards stay).
+async fn listen_on(bind: &str, peer: Peer<MsgpackCodec>) -> Addr {
+    let listener = TcpListener::bind(bind).await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
@@ -47,6 +52,10 @@ async fn listen(peer: Peer<MsgpackCodec>) -> Addr {
 /// A scipp registrar on loopback TCP, registered in its own table as
 /// tractor's is.
 async fn registrar() -> (Registrar, Addr) {
+    registrar_on("127.0.0.1:0").await
+}
+
+async fn registrar_on(bind: &str) -> (Registrar, Addr) {
     let registrar = Registrar::new();
     let mut endpoints = Endpoints::new();
     registrar.install(&mut endpoints);
@@ -54,7 +63,7 @@ async fn registrar() -> (Registrar, Addr) {
         .endpoints(endpoints)
         .is_registrar(true);
     let uid = peer.uid();
-    let addr = listen(peer).await;
+    let addr = listen_on(bind, peer).await;
     registrar.register(uid, addr.clone());
     (registrar, addr)
 }
@@ -296,4 +305,113 @@ async fn a_fixed_profile_wins_over_the_peers() {
     let (keys, _, profile) = answer_to("tractor-head", peer).await;
     assert_eq!(profile, WireProfile::V978691c6);
     assert_eq!(keys, ["msg_type", "name", "uuid"]);
+}
+
+/// A service listening on every interface registers the address of the
+/// interface that reaches the registrar, and a client reaches it there.
+async fn wildcard_listener_registers_a_routable_address(wildcard: &str, registrar_bind: &str) {
+    let (registrar, registry_addr) = registrar_on(registrar_bind).await;
+    let service = Peer::new("scipp_svc", MsgpackCodec::new()).endpoints(examples::scipp_peer());
+    let listening = listen_on(wildcard, service.clone()).await;
+    assert!(
+        scipp_layers::registry::is_wildcard(&listening),
+        "{listening}"
+    );
+    let its_registry = within(RegistryClient::connect(&service, &registry_addr))
+        .await
+        .unwrap();
+    let registration = within(its_registry.register_peer(&service, &listening))
+        .await
+        .unwrap();
+    let (Addr::Tcp { host, .. }, Addr::Tcp { port, .. }) = (&registry_addr, &listening) else {
+        unreachable!("TCP both")
+    };
+    let expected = Addr::Tcp {
+        host: host.clone(),
+        port: *port,
+    };
+    assert_eq!(registration.addr(), &expected);
+    assert_eq!(registrar.find("scipp_svc"), Some(vec![expected]));
+
+    let client = Peer::new("scipp_client", MsgpackCodec::new());
+    let chan = within(client.connect_by_name(&registry_addr, "scipp_svc"))
+        .await
+        .unwrap();
+    let sum: i64 = within(chan.rpc(examples::NS, "add", &BTreeMap::from([("a", 2), ("b", 3)])))
+        .await
+        .unwrap();
+    assert_eq!(sum, 5);
+}
+
+#[tokio::test]
+async fn a_wildcard_ipv4_listener_registers_the_interface_that_reaches_the_registrar() {
+    wildcard_listener_registers_a_routable_address("0.0.0.0:0", "127.0.0.1:0").await;
+}
+
+#[tokio::test]
+async fn a_wildcard_ipv6_listener_registers_the_interface_that_reaches_the_registrar() {
+    wildcard_listener_registers_a_routable_address("[::]:0", "[::1]:0").await;
+}
+
+#[tokio::test]
+async fn an_advertised_address_is_registered_as_given() {
+    let (registrar, registry_addr) = registrar().await;
+    let service = Peer::new("scipp_svc", MsgpackCodec::new());
+    let registry = within(RegistryClient::connect(&service, &registry_addr))
+        .await
+        .unwrap();
+    let advertised: Addr = "[2001:db8::7]:4242".parse().unwrap();
+    let registration = within(registry.register_peer(&service, &advertised))
+        .await
+        .unwrap();
+    assert_eq!(registration.addr(), &advertised);
+    assert_eq!(registrar.find("scipp_svc"), Some(vec![advertised]));
+}
+
+#[tokio::test]
+async fn a_wildcard_registration_is_refused_on_both_sides() {
+    let (registrar, registry_addr) = registrar().await;
+    let service = Peer::new("scipp_svc", MsgpackCodec::new());
+    let wildcard: Addr = "0.0.0.0:4242".parse().unwrap();
+
+    // the client refuses to send it
+    let registry = within(RegistryClient::connect(&service, &registry_addr))
+        .await
+        .unwrap();
+    let refused = within(registry.register(&service.uid(), &wildcard)).await;
+    assert!(
+        matches!(refused, Err(RegistryError::Unroutable(ref a)) if *a == wildcard),
+        "{refused:?}"
+    );
+    // a client that does not know its end of the connection cannot make it routable
+    let chan = within(service.connect_addr(&registry_addr)).await.unwrap();
+    let blind = RegistryClient::new(chan);
+    let refused = within(blind.register_peer(&service, &wildcard)).await;
+    assert!(
+        matches!(refused, Err(RegistryError::Unroutable(_))),
+        "{refused:?}"
+    );
+
+    // the registrar refuses it from anyone else (a tractor actor, say)
+    #[derive(serde::Serialize)]
+    struct Register<'a> {
+        uid: &'a scipp_codecs::msg::Uid,
+        addr: &'a Addr,
+    }
+    let raw = blind.channel();
+    for wildcard in ["0.0.0.0:4242", "[::]:4242"] {
+        let wildcard: Addr = wildcard.parse().unwrap();
+        let answer: Result<(), _> = within(raw.rpc(
+            "self",
+            "register_actor",
+            &Register {
+                uid: &service.uid(),
+                addr: &wildcard,
+            },
+        ))
+        .await;
+        let err = answer.expect_err("a wildcard registration is refused");
+        assert!(err.to_string().contains("wildcard"), "{err}");
+    }
+    assert_eq!(registrar.find("scipp_svc"), None);
 }

@@ -164,7 +164,6 @@ async fn no_kwargs_go_out_as_an_empty_map_and_extra_kwargs_are_a_type_error() {
     let err = chan
         .open_context("typed", "count")
         .kwargs(&BTreeMap::from([("c", 3)]))
-        .unwrap()
         .start::<bool>()
         .await
         .unwrap_err();
@@ -264,7 +263,6 @@ async fn a_typed_endpoint_rejects_a_yield_of_the_wrong_type() {
     let (mut ctx, _): (_, String) = chan
         .open_context("typed", "scale")
         .kwargs(&BTreeMap::from([("factor", 2)]))
-        .unwrap()
         .start()
         .await
         .unwrap();

@@ -41,6 +41,8 @@ pub(crate) struct CallArgs {
     /// `find_actor`); the first argument is then the actor's name.
     #[arg(long, value_name = "ADDR")]
     registry: Option<String>,
+    #[command(flatten)]
+    tls: super::tls::TlsArgs,
 }
 
 pub(crate) fn run(args: CallArgs) -> Result<(), CliError> {
@@ -81,7 +83,17 @@ pub(crate) fn run(args: CallArgs) -> Result<(), CliError> {
     rt.block_on(job)
 }
 
-async fn connect<C: Codec>(peer: &Peer<C>, addr: &str) -> Result<Channel<C>, CliError> {
+async fn connect<C: Codec>(
+    peer: &Peer<C>,
+    addr: &str,
+    tls: Option<&super::tls::Connector>,
+) -> Result<Channel<C>, CliError> {
+    if tls.is_some() {
+        let parsed: scipp::msg::Addr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+        return super::tls::connect(peer, &parsed, tls)
+            .await
+            .map_err(|e| format!("cannot reach {addr}: {e}").into());
+    }
     let chan = if is_unix_path(addr) {
         #[cfg(unix)]
         {
@@ -100,8 +112,9 @@ async fn connect_by_name<C: Codec>(
     peer: &Peer<C>,
     registry: &str,
     name: &str,
+    tls: Option<&super::tls::Connector>,
 ) -> Result<Channel<C>, CliError> {
-    let registrar = connect(peer, registry).await?;
+    let registrar = connect(peer, registry, tls).await?;
     let found = RegistryClient::new(registrar)
         .find(name)
         .await
@@ -110,7 +123,7 @@ async fn connect_by_name<C: Codec>(
         .first()
         .ok_or_else(|| format!("registry {registry}: no actor named {name:?} is registered"))?;
     tracing::info!("{name} is at {addr}");
-    peer.connect_addr(addr)
+    super::tls::connect(peer, addr, tls)
         .await
         .map_err(|e| format!("cannot reach {name} at {addr}: {e}").into())
 }
@@ -192,10 +205,11 @@ async fn call<C: Codec>(
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(args.timeout.max(0.001));
     let timed_out = || -> CliError { format!("timed out after {} s", args.timeout).into() };
     let peer = Peer::new(&args.name, codec);
+    let tls = args.tls.connector()?;
     let reach = async {
         match &args.registry {
-            Some(registry) => connect_by_name(&peer, registry, &args.addr).await,
-            None => connect(&peer, &args.addr).await,
+            Some(registry) => connect_by_name(&peer, registry, &args.addr, tls.as_ref()).await,
+            None => connect(&peer, &args.addr, tls.as_ref()).await,
         }
     };
     let chan = tokio::time::timeout_at(deadline, reach)

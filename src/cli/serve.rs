@@ -4,7 +4,7 @@
 use super::CliError;
 use scipp::msg::Addr;
 use scipp::peer::{Config, Peer};
-use scipp::registry::{Registrar, RegistryClient};
+use scipp::registry::Registrar;
 use scipp::route::Overrun;
 use scipp::server::{Listener, ServeConfig};
 use scipp::{examples, CborCodec, Codec, MsgpackCodec, ProtobufCodec};
@@ -37,6 +37,14 @@ pub(crate) struct ServeArgs {
     /// `self:register_actor`), unregister on exit.
     #[arg(long, value_name = "ADDR", conflicts_with = "registrar")]
     registry: Option<String>,
+    /// The address other hosts reach us at, as registered (`HOST:PORT`).
+    /// Default: the listening address, or, listening on a wildcard
+    /// (`0.0.0.0`, `[::]`), the local address of our connection to the
+    /// registrar.
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
+    #[command(flatten)]
+    tls: super::tls::TlsArgs,
     /// Be a registrar: serve the `self:*` registry RPCs to scipp peers and
     /// tractor actors, and say `is_registrar` in our `Aid`.
     #[arg(long)]
@@ -128,32 +136,53 @@ async fn serve<C: Codec>(codec: C, args: &ServeArgs) -> Result<(), CliError> {
     if let Some(n) = args.max_connections {
         config.max_connections = n.max(1);
     }
+    let tls = args.tls.acceptor()?;
+    #[cfg(feature = "tls")]
+    {
+        config.tls = tls.map(std::sync::Arc::new);
+    }
+    #[cfg(not(feature = "tls"))]
+    if let Some(never) = tls {
+        match never {}
+    }
     let server = peer.serve_with(bind(&args.listen).await?, config);
     // Handlers first: a signal right after the line below must not kill us.
     let shutdown = shutdown_signal()?;
     tokio::pin!(shutdown);
-    let here = server.local_addr().clone();
+    let bound = server.local_addr().clone();
     if is_unix_path(&args.listen) {
         out!("listening on {}", args.listen);
     } else {
-        out!("listening on {here}");
+        out!("listening on {bound}");
     }
+    let here = match &args.advertise {
+        Some(a) => a.parse().map_err(|e| format!("--advertise: {e}"))?,
+        None => bound,
+    };
     if let Some(registrar) = &registrar {
-        // tractor's registrar lists itself
-        registrar.register(peer.uid(), here.clone());
+        // tractor's registrar lists itself, where others can reach it
+        if scipp::registry::is_wildcard(&here) {
+            tracing::warn!("not listing ourselves at {here}: pass --advertise");
+        } else {
+            registrar.register(peer.uid(), here.clone());
+        }
         out!("registrar: serving the registry RPCs");
     }
     let registration = match &args.registry {
         Some(registry) => {
             let addr: Addr = registry.parse().map_err(|e| format!("--registry: {e}"))?;
-            let client = RegistryClient::connect(&peer, &addr)
+            let client = super::tls::registry(&peer, &addr, args.tls.connector()?.as_ref())
                 .await
                 .map_err(|e| format!("registry {registry}: {e}"))?;
             let registration = client
                 .register_peer(&peer, &here)
                 .await
                 .map_err(|e| format!("registry {registry}: {e}"))?;
-            out!("registered as {} with {registry}", args.name);
+            out!(
+                "registered as {} with {registry} at {}",
+                args.name,
+                registration.addr()
+            );
             Some(registration)
         }
         None => None,

@@ -6,6 +6,7 @@ use scipp_codecs::msg::{Addr, Uid};
 use scipp_codecs::{Codec, WireProfile};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// Why a registry operation failed.
@@ -21,6 +22,11 @@ pub enum RegistryError {
     /// No actor of that name is registered.
     #[error("no actor named {0:?} is registered")]
     NotFound(String),
+    /// The address to register has a wildcard host (`0.0.0.0`, `::`) and
+    /// no connection to the registrar to learn a routable one from (see
+    /// [`RegistryClient::routable`]): advertise an address instead.
+    #[error("{0} is a wildcard address no other host can connect to; advertise a routable one")]
+    Unroutable(Addr),
 }
 
 /// A channel to a registrar, with the registry RPCs as methods.
@@ -31,13 +37,33 @@ pub enum RegistryError {
 #[derive(Debug)]
 pub struct RegistryClient<C> {
     chan: Arc<Channel<C>>,
+    /// Our end of the TCP connection to the registrar, when we made it.
+    local: Option<SocketAddr>,
 }
 
 impl<C> Clone for RegistryClient<C> {
     fn clone(&self) -> Self {
         RegistryClient {
             chan: self.chan.clone(),
+            local: self.local,
         }
+    }
+}
+
+/// Whether `addr` is TCP on a wildcard host (`0.0.0.0`, `::`): where a
+/// listener accepts on every interface, and no peer can connect to.
+///
+/// ```
+/// use scipp_layers::registry::is_wildcard;
+///
+/// assert!(is_wildcard(&"0.0.0.0:1616".parse().unwrap()));
+/// assert!(is_wildcard(&"[::]:1616".parse().unwrap()));
+/// assert!(!is_wildcard(&"10.0.0.7:1616".parse().unwrap()));
+/// ```
+pub fn is_wildcard(addr: &Addr) -> bool {
+    match addr {
+        Addr::Tcp { host, .. } => host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified()),
+        Addr::Uds { .. } => false,
     }
 }
 
@@ -71,16 +97,95 @@ struct UidOnly<'a> {
 impl<C: Codec> RegistryClient<C> {
     /// Uses an open channel to a registrar (owned, or shared through an
     /// `Arc` with other users of the channel).
+    ///
+    /// A client made this way does not know its own end of the connection:
+    /// give it with [`local_addr`](Self::local_addr) so wildcard addresses
+    /// can be made [routable](Self::routable).
     pub fn new(chan: impl Into<Arc<Channel<C>>>) -> Self {
-        RegistryClient { chan: chan.into() }
+        RegistryClient {
+            chan: chan.into(),
+            local: None,
+        }
     }
 
-    /// Connects `peer` to the registrar at `addr`.
+    /// Sets our end of the connection to the registrar (e.g. the
+    /// [`TcpStream::local_addr`](tokio::net::TcpStream::local_addr) of the
+    /// stream the channel runs on): its IP is the one registered for a
+    /// listener bound to a wildcard address.
+    pub fn local_addr(mut self, local: SocketAddr) -> Self {
+        self.local = Some(local);
+        self
+    }
+
+    /// Connects `peer` to the registrar at `addr`, remembering our end of
+    /// a TCP connection (see [`routable`](Self::routable)).
     ///
     /// # Errors
     /// Connection or handshake failures.
     pub async fn connect(peer: &Peer<C>, addr: &Addr) -> Result<Self, RegistryError> {
-        Ok(Self::new(peer.connect_addr(addr).await?))
+        match addr {
+            Addr::Tcp { host, port } => {
+                let tcp = tokio::net::TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .map_err(PeerError::from)?;
+                tcp.set_nodelay(true).map_err(PeerError::from)?;
+                let local = tcp.local_addr().map_err(PeerError::from)?;
+                Ok(Self::new(peer.channel(tcp).await?).local_addr(local))
+            }
+            Addr::Uds { .. } => Ok(Self::new(peer.connect_addr(addr).await?)),
+        }
+    }
+
+    /// The address to register for a listener at `listening`: itself,
+    /// unless its host is a wildcard (`0.0.0.0`, `::`); then the IP of our
+    /// end of the connection to the registrar (the interface that reaches
+    /// it, so likely one that its other clients reach too) with
+    /// `listening`'s port.
+    ///
+    /// To register some other address (a NAT's, a DNS name), pass it to
+    /// [`register_peer`](Self::register_peer) yourself: an address that is
+    /// not a wildcard is registered as given.
+    ///
+    /// ```
+    /// use scipp_layers::{peer::Peer, registry::{Registrar, RegistryClient}, route::Endpoints};
+    /// use scipp_codecs::{msg::Addr, msgpack::MsgpackCodec};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let registrar = Registrar::new();
+    /// # let mut endpoints = Endpoints::new();
+    /// # registrar.install(&mut endpoints);
+    /// # let server = Peer::new("registrar", MsgpackCodec::new()).endpoints(endpoints).is_registrar(true);
+    /// let client = Peer::new("scipp_client", MsgpackCodec::new());
+    /// let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let (served, chan) = tokio::join!(server.accept(a), client.channel(b));
+    /// // a channel over TCP would have come from `RegistryClient::connect`
+    /// let registry = RegistryClient::new(chan.unwrap()).local_addr("10.1.2.3:50000".parse().unwrap());
+    /// let listening: Addr = "0.0.0.0:4242".parse().unwrap();
+    /// assert_eq!(registry.routable(&listening).unwrap(), "10.1.2.3:4242".parse().unwrap());
+    /// # drop(served);
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`RegistryError::Unroutable`] for a wildcard address when the
+    /// client does not know its end of the connection.
+    pub fn routable(&self, listening: &Addr) -> Result<Addr, RegistryError> {
+        if !is_wildcard(listening) {
+            return Ok(listening.clone());
+        }
+        let (Addr::Tcp { port, .. }, Some(local)) = (listening, self.local) else {
+            return Err(RegistryError::Unroutable(listening.clone()));
+        };
+        // an IPv4 connection over a dual-stack socket shows up as ::ffff:a.b.c.d
+        let ip = match local.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        Ok(Addr::Tcp {
+            host: ip.to_string(),
+            port: *port,
+        })
     }
 
     /// The channel to the registrar.
@@ -91,8 +196,13 @@ impl<C: Codec> RegistryClient<C> {
     /// Registers `uid` as reachable at `addr` (`self:register_actor`).
     ///
     /// # Errors
-    /// The registrar's error or a closed channel.
+    /// [`RegistryError::Unroutable`] for a wildcard address (nothing is
+    /// sent; see [`routable`](Self::routable)), the registrar's error or a
+    /// closed channel.
     pub async fn register(&self, uid: &Uid, addr: &Addr) -> Result<(), RegistryError> {
+        if is_wildcard(addr) {
+            return Err(RegistryError::Unroutable(addr.clone()));
+        }
         #[derive(Serialize)]
         struct Old<'a> {
             uid: &'a Uid,
@@ -121,21 +231,25 @@ impl<C: Codec> RegistryClient<C> {
         Ok(())
     }
 
-    /// Registers `peer` at `addr` and returns a guard that unregisters it
+    /// Registers `peer` at [`routable(addr)`](Self::routable) (so a
+    /// listener bound to `0.0.0.0` registers the interface address that
+    /// reaches the registrar) and returns a guard that unregisters it
     /// (call [`Registration::unregister`] on a clean shutdown).
     ///
     /// # Errors
-    /// As [`register`](Self::register).
+    /// As [`routable`](Self::routable) and [`register`](Self::register).
     pub async fn register_peer(
         &self,
         peer: &Peer<C>,
         addr: &Addr,
     ) -> Result<Registration<C>, RegistryError> {
         let uid = peer.uid();
-        self.register(&uid, addr).await?;
+        let addr = self.routable(addr)?;
+        self.register(&uid, &addr).await?;
         Ok(Registration {
             client: Some(self.clone()),
             uid,
+            addr,
         })
     }
 
@@ -245,12 +359,18 @@ impl<C: Codec> Peer<C> {
 pub struct Registration<C: Codec> {
     client: Option<RegistryClient<C>>,
     uid: Uid,
+    addr: Addr,
 }
 
 impl<C: Codec> Registration<C> {
     /// The registered uid.
     pub fn uid(&self) -> &Uid {
         &self.uid
+    }
+
+    /// The registered address (routable: never a wildcard).
+    pub fn addr(&self) -> &Addr {
+        &self.addr
     }
 
     /// Unregisters now and waits for the registrar's answer.

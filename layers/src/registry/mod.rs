@@ -20,6 +20,16 @@
 //! `addr`s, may hold several per actor and answers lists of them. Both
 //! sides accept either shape.
 //!
+//! **Across hosts.** A peer listening on a wildcard address (`0.0.0.0`,
+//! `[::]`) cannot register it: no other host can connect there.
+//! [`RegistryClient::register_peer`] registers the IP of its own end of
+//! the connection to the registrar instead (see
+//! [`RegistryClient::routable`]), unless given another address to
+//! advertise. The [`Registrar`] *refuses* a wildcard registration with a
+//! `ValueError` (and logs a warning), whoever sends it, tractor actors
+//! included: an entry nobody can reach would only fail later, far from its
+//! cause.
+//!
 //! ```
 //! use scipp_layers::{peer::Peer, registry::{Registrar, RegistryClient}, route::Endpoints};
 //! use scipp_codecs::{msg::Addr, msgpack::MsgpackCodec};
@@ -48,5 +58,5 @@
 mod client;
 mod registrar;
 
-pub use self::client::{Registration, RegistryClient, RegistryError};
+pub use self::client::{is_wildcard, Registration, RegistryClient, RegistryError};
 pub use self::registrar::Registrar;

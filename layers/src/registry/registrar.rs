@@ -1,5 +1,6 @@
 //! The registrar side: the name table and the `self:*` registry RPCs.
 
+use super::client::is_wildcard;
 use crate::relay::Raise;
 use crate::route::{Call, Endpoints};
 use crate::BoxError;
@@ -169,6 +170,18 @@ impl Registrar {
                 };
                 if matches!(addr, Addr::Tcp { port: 0, .. }) {
                     return Err(type_error("register_actor(): port 0 is not an address"));
+                }
+                if is_wildcard(&addr) {
+                    // no other host could connect to it: refuse rather
+                    // than hand it out to every finder
+                    tracing::warn!(uid = %kw.uid, %addr, "register_actor: wildcard address refused");
+                    return Err(Box::new(Raise::new(
+                        "ValueError",
+                        format!(
+                            "register_actor(): {addr} is a wildcard address that no other host \
+                             can connect to; register a routable one (scipp: --advertise)"
+                        ),
+                    )));
                 }
                 tracing::debug!(uid = %kw.uid, %addr, "register_actor");
                 self.register_with(kw.uid, addr, replace);
