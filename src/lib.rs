@@ -61,8 +61,8 @@ pub use scipp_codecs::{
 #[cfg(feature = "tls")]
 pub use scipp_layers::tls;
 pub use scipp_layers::{
-    channel, codec, context, examples, framing, msg_type, new_uuid, payload, peer, policy,
-    registry, relay, route, BoxError, Inbound, MsgTypeError,
+    authorize, channel, codec, context, examples, framing, msg_type, new_uuid, payload, peer,
+    policy, registry, relay, route, stack, BoxError, Inbound, MsgTypeError,
 };
 
 pub mod sample;
