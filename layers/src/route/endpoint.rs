@@ -166,7 +166,7 @@ impl<C: Codec> Endpoints<C> {
     /// `Return`, its error as a boxed `Error`.
     ///
     /// The kwargs are checked as Python checks a call, see
-    /// [`rpc`](Self::rpc#keyword-arguments-as-python-checks-them).
+    /// [`rpc`](Self::rpc) ("Keyword arguments as Python checks them").
     pub fn context<K, R, F, Fut>(
         &mut self,
         ns: &str,
