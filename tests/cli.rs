@@ -470,7 +470,10 @@ fn tap_prints_every_frame_and_forwards_bytes_unchanged() {
         "the upstream got other bytes than were sent"
     );
     assert!(back == sent, "the client got other bytes back");
-    let log = tap.finish();
+    drop(client);
+    // the tap prints each frame as it passes: wait for the connection's
+    // last line before stopping it
+    let log = tap.wait_for("] closed") + &tap.finish();
     for kind in [
         "Aid",
         "Start",
