@@ -1,5 +1,5 @@
 //! Transcript replay, server role: for every file in
-//! `../shared/vectors/tractor/` and `../shared/vectors/tractor-head/`, and
+//! `vectors/tractor/` and `vectors/tractor-head/`, and
 //! for `tractor-more/registrar.json`, a scripted client sends the recorded
 //! client frames byte for byte to a scipp peer serving the example
 //! endpoints, and everything the peer sends must match the recorded server
@@ -56,7 +56,7 @@ fn normalise_text(s: &str) -> String {
 /// Every transcript file of the base sets (978691c6 and HEAD), sorted,
 /// and the registrar scenario.
 fn transcripts() -> Vec<std::path::PathBuf> {
-    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors");
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors");
     let mut paths = Vec::new();
     for set in ["tractor", "tractor-head"] {
         let mut files: Vec<_> = std::fs::read_dir(vectors.join(set))

@@ -1,4 +1,4 @@
-//! Replays every golden transcript in `../shared/vectors/*/`: each frame
+//! Replays every golden transcript in `vectors/*/` (in-repo copies): each frame
 //! must decode, match the capture's decoded form field by field, and
 //! re-encode to the very same bytes under the file's wire profile.
 //!
@@ -11,7 +11,26 @@ use serde_json::{json, Map, Value as Json};
 use std::path::{Path, PathBuf};
 
 fn vectors_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors")
+}
+
+/// A transcript file's bytes; `*.json.gz` (the big captures) gunzipped.
+fn read_transcript(path: &Path) -> Vec<u8> {
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        out
+    } else {
+        raw
+    }
+}
+
+/// Whether `path` is a transcript: `*.json` or `*.json.gz`.
+fn is_transcript(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.ends_with(".json") || name.ends_with(".json.gz")
 }
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -175,7 +194,7 @@ fn replay_dir(name: &str) -> Tally {
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| is_transcript(p))
         .collect();
     paths.sort();
     let mut tally = Tally {
@@ -183,7 +202,7 @@ fn replay_dir(name: &str) -> Tally {
         frames: 0,
     };
     for path in paths {
-        let file: Json = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let file: Json = serde_json::from_slice(&read_transcript(&path)).unwrap();
         let commit = file["meta"]["tractor_commit"]
             .as_str()
             .expect("meta.tractor_commit");
@@ -264,6 +283,16 @@ fn tractor_head_frames_reencode_byte_identical_under_head_profile() {
         t.files, t.frames
     );
     assert!(t.files >= 11 && t.frames >= 99);
+}
+
+#[test]
+fn tractor_spawn_frames_reencode_byte_identical() {
+    let t = replay_dir("tractor-spawn");
+    eprintln!(
+        "tractor-spawn/: {} files, {} frames byte-identical",
+        t.files, t.frames
+    );
+    assert!(t.files >= 12);
 }
 
 #[test]

@@ -17,17 +17,31 @@ use std::path::Path;
 const MAX_SEED: usize = 4096;
 
 fn main() {
-    let shared = Path::new("../../shared/vectors");
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors");
     let mut frames: Vec<(String, u64, bool, Vec<u8>)> = Vec::new();
     for set in ["tractor", "tractor-more", "tractor-head"] {
-        let mut files: Vec<_> = std::fs::read_dir(shared.join(set))
+        let mut files: Vec<_> = std::fs::read_dir(vectors.join(set))
             .expect("transcripts")
             .map(|e| e.expect("entry").path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                name.ends_with(".json") || name.ends_with(".json.gz")
+            })
             .collect();
         files.sort();
         for file in files {
-            let text = std::fs::read_to_string(&file).expect("read");
+            let raw = std::fs::read(&file).expect("read");
+            let text = if file.extension().is_some_and(|x| x == "gz") {
+                let mut text = String::new();
+                std::io::Read::read_to_string(
+                    &mut flate2::read::GzDecoder::new(&raw[..]),
+                    &mut text,
+                )
+                .expect("gunzip");
+                text
+            } else {
+                String::from_utf8(raw).expect("utf-8")
+            };
             let doc: serde_json::Value = serde_json::from_str(&text).expect("json");
             let name = format!("{set}/{}", file.file_name().unwrap().to_string_lossy());
             for f in doc["frames"].as_array().into_iter().flatten() {
@@ -62,7 +76,10 @@ fn main() {
         }
     }
     for (dir, bodies) in [
-        ("msgpack", frames.iter().map(|f| f.3.clone()).collect::<Vec<_>>()),
+        (
+            "msgpack",
+            frames.iter().map(|f| f.3.clone()).collect::<Vec<_>>(),
+        ),
         (
             "payload",
             frames

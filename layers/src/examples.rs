@@ -8,7 +8,7 @@
 //! | `echo_int` | context | int | the same, for ints (`first` defaults to 0) |
 //! | `echo_point` | context | `Point\|int\|None` | `started(Point(0, 0))`, echo, return the count |
 //! | `bad_yield` | context | int | `started(0)`, `Yield(1)`, `Yield("not-an-int")`, then wait to be cancelled |
-//! | `raises` | context | Any | `started("ready")`, then raise `ValueError` |
+//! | `raises` | context | Any | `started("ready")`, then raise `ValueError('scipp_peer.raises: boom')` |
 //! | `bad_started` | context | int | `started("not-an-int")`, refused by send-side validation |
 //! | `sleep_forever` | context | Any | `started(None)`, then wait to be cancelled |
 //! | `add` | asyncfunc | – | return `a + b` |
@@ -27,7 +27,6 @@ use crate::route::Endpoints;
 use crate::BoxError;
 use scipp_codecs::Codec;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// The namespace of the example endpoints.
 pub const NS: &str = "scipp_peer";
@@ -69,7 +68,10 @@ struct Add {
     b: i64,
 }
 
-type NoKwargs = BTreeMap<String, rmpv::Value>;
+/// No keyword arguments: like the Python endpoints, any keyword is a
+/// `TypeError` (an empty struct takes no field).
+#[derive(Deserialize)]
+struct NoKwargs {}
 
 async fn echo_loop<C: Codec, T>(ctx: &mut ChildContext<C>) -> Result<u64, BoxError>
 where
@@ -131,7 +133,10 @@ pub fn scipp_peer<C: Codec>() -> Endpoints<C> {
         PldSpec::any(),
         |mut ctx: ChildContext<C>, _: NoKwargs| async move {
             ctx.started("ready").await?;
-            Err::<(), BoxError>(Box::new(Raise::new("ValueError", "scipp_peer.raises")))
+            Err::<(), BoxError>(Box::new(Raise::new(
+                "ValueError",
+                "scipp_peer.raises: boom",
+            )))
         },
     );
     e.context(

@@ -84,3 +84,8 @@ pub use uuid::new_uuid;
 
 /// The error type of the stack's services.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The crate README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -370,7 +370,7 @@ async fn relay_to_sender_sends_one_tractor_shaped_error_per_bad_message() {
     let file: serde_json::Value = serde_json::from_slice(
         &std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/vectors/tractor/mte_c2s.json"
+            "/../vectors/tractor/mte_c2s.json"
         ))
         .unwrap(),
     )
@@ -583,10 +583,7 @@ async fn a_started_outside_the_spec_fails_before_any_byte_is_written() {
 }
 
 fn recorded_error(file: &str) -> serde_json::Value {
-    let path = format!(
-        "{}/../../shared/vectors/tractor/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../vectors/tractor/{file}", env!("CARGO_MANIFEST_DIR"));
     let file: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     file["frames"]
         .as_array()

@@ -235,7 +235,7 @@ fn unhex(s: &str) -> Vec<u8> {
 /// The recorded client `Aid` frame body of `set/handshake.json`.
 fn recorded_client_aid(set: &str) -> Bytes {
     let path = format!(
-        "{}/../../shared/vectors/{set}/handshake.json",
+        "{}/../vectors/{set}/handshake.json",
         env!("CARGO_MANIFEST_DIR")
     );
     let file: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();

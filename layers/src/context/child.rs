@@ -338,7 +338,7 @@ pub(crate) fn context_cancelled(
     err.message = Some(format!(
         "'child'-side task was cancelled by {by}\n                      ------ - ------\n<= canceller: {canceller}\n=> cancellee: {me}\n  |_'child' <Task '{func}' at 0x{addr:012x}>"
     ));
-    err.tb_str = format!("ContextCancelled: endpoint {place} was cancelled by {canceller}\n");
+    err.tb_str = format!("Traceback (scipp, Rust):\n  in endpoint {place}\nContextCancelled: 'child'-side task was cancelled by {by}\n<= canceller: {canceller}\n");
     err.canceller = Some(canceller);
     err.cid = Some(cid.clone());
     err

@@ -256,6 +256,11 @@ pub fn pack_as(
                 // tractor's relay_path then names us twice (mte_c2s.json).
                 out.relay_path.push(me.clone());
                 out.message = Some("remote task raised a 'MsgTypeError'\n".into());
+                // and its traceback is the re-raise's, the received one indented
+                let inner: String = out.tb_str.lines().map(|l| format!("  {l}\n")).collect();
+                out.tb_str = format!(
+                    "Traceback (scipp, Rust):\n  in endpoint {place}\nMsgTypeError: remote task raised a 'MsgTypeError'\n{inner}"
+                );
             }
             out.cid = cid;
             return out;

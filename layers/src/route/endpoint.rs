@@ -1,5 +1,7 @@
 //! Endpoints: what a peer serves, registered by `(ns, func)`.
 
+mod kwargs;
+
 use crate::context::ChildContext;
 use crate::payload::PldSpec;
 use crate::relay::Raise;
@@ -162,6 +164,9 @@ impl<C: Codec> Endpoints<C> {
     /// of the child context and typed kwargs. It must call
     /// [`started`](ChildContext::started) once; its return value is sent as
     /// `Return`, its error as a boxed `Error`.
+    ///
+    /// The kwargs are checked as Python checks a call, see
+    /// [`rpc`](Self::rpc) ("Keyword arguments as Python checks them").
     pub fn context<K, R, F, Fut>(
         &mut self,
         ns: &str,
@@ -175,10 +180,13 @@ impl<C: Codec> Endpoints<C> {
         F: Fn(ChildContext<C>, K) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<R, BoxError>> + Send + 'static,
     {
+        let accepted = kwargs::Accepted::of::<K>();
+        let name = func.to_owned();
         let svc = tower::service_fn(move |call: Call<C>| {
             let f = f.clone();
+            let kwargs = kwargs::decode::<C, K>(call.ctx.codec(), &call.kwargs, &name, &accepted);
             async move {
-                let kwargs: K = call.kwargs()?;
+                let kwargs = kwargs?;
                 let codec = call.ctx.codec().clone();
                 let out = f(call.ctx, kwargs).await?;
                 Ok::<_, BoxError>(codec.encode_payload(&out)?)
@@ -189,6 +197,37 @@ impl<C: Codec> Endpoints<C> {
 
     /// Registers a plain RPC (`functype = "asyncfunc"`): `Start → StartAck
     /// → Return`.
+    ///
+    /// # Keyword arguments as Python checks them
+    ///
+    /// `K` is decoded from the `Start`'s kwargs map. A struct takes exactly
+    /// its (serde) field names: a caller passing another keyword gets a
+    /// boxed `TypeError` worded like Python's,
+    /// `add() got an unexpected keyword argument 'c'`, and one leaving out a
+    /// required field gets `add() missing 1 required positional argument:
+    /// 'b'` (serde reports the first missing field only). To accept extra
+    /// keywords, take a map (`BTreeMap<String, V>`), or collect them in a
+    /// `#[serde(flatten)]` map field.
+    ///
+    /// ```
+    /// use scipp_layers::route::Endpoints;
+    /// use scipp_codecs::msgpack::MsgpackCodec;
+    /// use std::collections::BTreeMap;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Add { a: i64, b: i64 } // add(a=1, b=2, c=3) is a TypeError
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Sum {
+    ///     a: i64,
+    ///     #[serde(flatten)]
+    ///     rest: BTreeMap<String, i64>, // sum(a=1, b=2, c=3) is fine
+    /// }
+    ///
+    /// let mut endpoints = Endpoints::<MsgpackCodec>::new();
+    /// endpoints.rpc("math", "add", |kw: Add| async move { Ok(kw.a + kw.b) });
+    /// endpoints.rpc("math", "sum", |kw: Sum| async move { Ok(kw.a + kw.rest.values().sum::<i64>()) });
+    /// ```
     pub fn rpc<K, R, F, Fut>(&mut self, ns: &str, func: &str, f: F) -> &mut Self
     where
         K: DeserializeOwned + Send + 'static,
@@ -196,10 +235,13 @@ impl<C: Codec> Endpoints<C> {
         F: Fn(K) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<R, BoxError>> + Send + 'static,
     {
+        let accepted = kwargs::Accepted::of::<K>();
+        let name = func.to_owned();
         let svc = tower::service_fn(move |call: Call<C>| {
             let f = f.clone();
+            let kwargs = kwargs::decode::<C, K>(call.ctx.codec(), &call.kwargs, &name, &accepted);
             async move {
-                let kwargs: K = call.kwargs()?;
+                let kwargs = kwargs?;
                 let out = f(kwargs).await?;
                 Ok::<_, BoxError>(call.ctx.codec().encode_payload(&out)?)
             }

@@ -264,9 +264,9 @@ async fn refuse<C: Codec>(
     start: &msg::Start,
     place: &str,
 ) -> Result<(), BoxError> {
-    tracing::warn!(func = place, peer = %shared.peer.name, "no such endpoint");
-    let why =
-        format!("no endpoint `{place}` is registered (only registered endpoints are callable)");
+    tracing::warn!(func = place, peer = %shared.peer.name, "no such endpoint (only registered endpoints are callable)");
+    // Python's wording, as tractor's getattr on the module raises it
+    let why = format!("module '{}' has no attribute '{}'", start.ns, start.func);
     refuse_with(shared, start, "AttributeError", &why).await
 }
 
