@@ -455,3 +455,22 @@ async fn a_channel_is_clone_and_clones_share_the_connection() {
     let kw = BTreeMap::from([("a", 1), ("b", 1)]);
     assert_eq!(other.rpc::<_, i64>("math", "add", &kw).await.unwrap(), 2);
 }
+
+#[tokio::test]
+async fn cancel_after_a_failed_receive_skips_the_bad_messages_still_queued() {
+    let server = Peer::new("server", MsgpackCodec::new()).endpoints(server_endpoints());
+    let client = Peer::new("client", MsgpackCodec::new());
+    let (_server, chan) = connect(server, client, Transport::Memory).await;
+    let (mut ctx, _): (_, i64) = chan
+        .open_context("demo", "two_bad")
+        .spec(PldSpec::of::<i64>())
+        .start()
+        .await
+        .unwrap();
+    assert!(matches!(
+        ctx.recv::<i64>().await,
+        Err(ContextError::MsgType(_))
+    ));
+    // `bad-2` may still be queued: cancelling must not trip over it
+    ctx.cancel().await.unwrap();
+}

@@ -432,6 +432,15 @@ impl<C: Codec> Context<C> {
         loop {
             match tokio::time::timeout(CANCEL_TIMEOUT, self.core.next()).await {
                 Err(_) => return Err(ContextError::Timeout("the cancelled task's final message")),
+                // what the child sent before it saw the cancel is moot,
+                // bad payloads included
+                Ok(Err(ContextError::MsgType(e))) => {
+                    tracing::debug!(
+                        cid = self.core.cid.as_str(),
+                        "dropped an invalid message while cancelling: {}",
+                        e.summary()
+                    );
+                }
                 Ok(Err(e)) => return Err(e),
                 Ok(Ok(Msg::Error(e))) => {
                     let err = RemoteError::from(*e);
