@@ -57,7 +57,7 @@ pub use scipp_codecs::{
 };
 pub use scipp_layers::{
     channel, codec, context, examples, framing, msg_type, new_uuid, payload, peer, policy,
-    registry, relay, route, BoxError, Inbound, MsgTypeError,
+    registry, relay, route, spawn, BoxError, Inbound, MsgTypeError,
 };
 
 pub mod sample;

@@ -27,6 +27,9 @@ enum Command {
     Call(cli::call::CallArgs),
     /// A transparent proxy that prints every frame between two peers.
     Tap(cli::tap::TapArgs),
+    /// Be a child actor spawned by a tractor or scipp parent (tractor's
+    /// `_child` flags), serving the example endpoints.
+    Child(cli::child::ChildCliArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => cli::serve::run(a),
         Command::Call(a) => cli::call::run(a),
         Command::Tap(a) => cli::tap::run(a),
+        Command::Child(a) => cli::child::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -71,6 +71,7 @@ pub mod policy;
 pub mod registry;
 pub mod relay;
 pub mod route;
+pub mod spawn;
 mod uuid;
 
 pub use inbound::Inbound;

@@ -12,6 +12,7 @@ macro_rules! out {
 }
 
 pub(crate) mod call;
+pub(crate) mod child;
 pub(crate) mod codecs;
 pub(crate) mod decode;
 pub(crate) mod demo;

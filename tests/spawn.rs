@@ -1,0 +1,330 @@
+//! Actor trees with real processes: a scipp parent ([`Nursery`]) spawning
+//! `scipp child` processes. Start, call, cancel; `run_in_actor`; a child
+//! that raises (its sibling is cancelled); a child killed with SIGKILL; a
+//! nursery dropped mid-flight; a child that never connects back. After
+//! every test, no child process is left (checked by pid in `/proc`).
+
+#![cfg(target_os = "linux")]
+
+use scipp::registry::RegistryClient;
+use scipp::spawn::{ChildSpec, FailureKind, Nursery, NurseryConfig, NurseryError};
+use scipp::MsgpackCodec;
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
+
+/// The bound on anything a test waits for.
+const BOUND: Duration = Duration::from_secs(20);
+
+fn scipp_child(name: &str) -> ChildSpec {
+    ChildSpec::program(name, env!("CARGO_BIN_EXE_scipp"), ["child"]).module("scipp_peer", "")
+}
+
+async fn nursery() -> Nursery<MsgpackCodec> {
+    nursery_with(NurseryConfig::default()).await
+}
+
+async fn nursery_with(config: NurseryConfig) -> Nursery<MsgpackCodec> {
+    Nursery::builder("scipp_parent", MsgpackCodec::new())
+        .config(config)
+        .open()
+        .await
+        .unwrap()
+}
+
+async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(BOUND, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what} hung"))
+}
+
+/// Whether process `pid` still exists (a zombie counts: it was not reaped).
+fn exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Every pid is gone (reaped), at once.
+fn assert_gone(pids: &[u32]) {
+    assert!(!pids.is_empty(), "the test started no child");
+    for &pid in pids {
+        assert!(!exists(pid), "child process {pid} is still there");
+    }
+}
+
+/// Waits, bounded, until every pid is gone.
+async fn wait_gone(pids: &[u32]) {
+    bounded("children to disappear", async {
+        while pids.iter().any(|&p| exists(p)) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+fn add(a: i64, b: i64) -> BTreeMap<&'static str, i64> {
+    [("a", a), ("b", b)].into()
+}
+
+#[tokio::test]
+async fn start_call_cancel() {
+    let nursery = nursery().await;
+    let portal = bounded("start_actor", nursery.start_actor(scipp_child("worker")))
+        .await
+        .unwrap();
+    assert_eq!(portal.uid().name, "worker");
+    assert_eq!(portal.peer(), portal.uid());
+    let sum: i64 = bounded("rpc", portal.rpc("scipp_peer", "add", &add(2, 3)))
+        .await
+        .unwrap();
+    assert_eq!(sum, 5);
+    let pid: u32 = bounded(
+        "rpc",
+        portal.rpc("scipp_child", "pid", &BTreeMap::<String, ()>::new()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pid, portal.pid());
+
+    // a context with a stream, as context_in_child.json
+    let kwargs: BTreeMap<&str, &str> = [("first", "hi")].into();
+    let (mut ctx, first) = bounded(
+        "open_context",
+        portal
+            .open_context("scipp_peer", "echo")
+            .kwargs(&kwargs)
+            .unwrap()
+            .start::<String>(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first, "hi");
+    ctx.send(&1).await.unwrap();
+    assert_eq!(ctx.recv::<i64>().await.unwrap(), Some(1));
+    ctx.close().await.unwrap();
+    assert_eq!(ctx.recv::<i64>().await.unwrap(), None);
+    assert_eq!(bounded("result", ctx.result::<u64>()).await.unwrap(), 1);
+
+    // the child registered with its registrar, the nursery
+    let client = scipp::peer::Peer::new("scipp_client", MsgpackCodec::new());
+    let registry = RegistryClient::connect(&client, nursery.listen_addr())
+        .await
+        .unwrap();
+    let found = bounded("find_actor", registry.find("worker"))
+        .await
+        .unwrap();
+    assert!(!found.is_empty());
+    drop(registry);
+
+    let status = bounded("cancel_actor", portal.cancel_actor()).await;
+    assert!(
+        status.success(),
+        "a cancelled child exits cleanly: {status}"
+    );
+    assert_gone(&[portal.pid()]);
+    let pids = nursery.all_pids();
+    bounded("close", nursery.close()).await.unwrap();
+    assert_gone(&pids);
+}
+
+#[tokio::test]
+async fn run_in_actor_returns_then_cancels_the_child() {
+    let nursery = nursery().await;
+    let sum: i64 = bounded(
+        "run_in_actor",
+        nursery.run_in_actor(scipp_child("adder"), "scipp_peer", "add", &add(40, 2)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sum, 42);
+    let pids = nursery.all_pids();
+    assert_eq!(pids.len(), 1);
+    assert_gone(&pids);
+    assert!(nursery.live_pids().is_empty());
+    bounded("close", nursery.close()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_child_raising_cancels_its_sibling() {
+    let nursery = nursery().await;
+    let sibling = bounded("start_actor", nursery.start_actor(scipp_child("sibling")))
+        .await
+        .unwrap();
+    let busy = {
+        let sibling = sibling.clone();
+        tokio::spawn(async move {
+            let kwargs: BTreeMap<&str, f64> = [("secs", 3600.0)].into();
+            sibling.rpc::<_, f64>("scipp_child", "sleep", &kwargs).await
+        })
+    };
+    let err = bounded(
+        "run_in_actor",
+        nursery.run_in_actor::<_, ()>(
+            scipp_child("failer"),
+            "scipp_child",
+            "fails",
+            &BTreeMap::<String, ()>::new(),
+        ),
+    )
+    .await
+    .unwrap_err();
+    let [failure] = err.failures() else {
+        panic!("one failure expected: {err}")
+    };
+    assert_eq!(failure.name, "failer");
+    let remote = failure.remote().expect("a remote error");
+    assert_eq!(remote.boxed_type(), "ValueError");
+    assert_eq!(remote.src_uid(), &failure.uid);
+    assert_eq!(remote.relay_path(), std::slice::from_ref(&failure.uid));
+    assert!(
+        remote.traceback().contains("boom"),
+        "{}",
+        remote.traceback()
+    );
+    assert!(err.to_string().contains("failer"), "{err}");
+
+    // one cancels all: the sibling's call ends, its process exits
+    let sleeping = bounded("the sibling's call", busy).await.unwrap();
+    assert!(sleeping.is_err(), "the sibling's call was cancelled");
+    let status = bounded("the sibling's exit", sibling.exited()).await;
+    assert!(
+        status.success(),
+        "the sibling was cancelled, not killed: {status}"
+    );
+
+    let pids = nursery.all_pids();
+    let group = bounded("close", nursery.close()).await.unwrap_err();
+    assert_eq!(group.failures().len(), 1, "{group}");
+    assert_eq!(group.failures()[0].name, "failer");
+    assert_gone(&pids);
+}
+
+#[tokio::test]
+async fn a_killed_child_is_an_error_and_cancels_its_siblings() {
+    let nursery = nursery().await;
+    let victim = bounded("start_actor", nursery.start_actor(scipp_child("victim")))
+        .await
+        .unwrap();
+    let sibling = bounded("start_actor", nursery.start_actor(scipp_child("sibling")))
+        .await
+        .unwrap();
+    let sum: i64 = victim.rpc("scipp_peer", "add", &add(1, 2)).await.unwrap();
+    assert_eq!(sum, 3);
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &victim.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    let err = bounded("the nursery's error", nursery.wait())
+        .await
+        .unwrap_err();
+    let [failure] = err.failures() else {
+        panic!("one failure expected: {err}")
+    };
+    assert_eq!(failure.name, "victim");
+    assert!(matches!(failure.kind, FailureKind::Exited(_)), "{failure}");
+    assert_eq!(failure.exit_status().and_then(|s| s.signal()), Some(9));
+    assert!(err.to_string().contains("victim"), "{err}");
+    // the sibling was cancelled (it exited cleanly), and the portal is dead
+    let status = bounded("the sibling's exit", sibling.exited()).await;
+    assert!(status.success(), "{status}");
+    assert!(victim
+        .rpc::<_, i64>("scipp_peer", "add", &add(1, 2))
+        .await
+        .is_err());
+
+    let pids = nursery.all_pids();
+    assert_eq!(pids.len(), 2);
+    assert_gone(&pids);
+    bounded("close", nursery.close()).await.unwrap();
+}
+
+#[tokio::test]
+async fn dropping_the_nursery_mid_flight_leaves_no_child() {
+    let nursery = nursery().await;
+    let mut calls = Vec::new();
+    for name in ["a", "b"] {
+        let portal = bounded("start_actor", nursery.start_actor(scipp_child(name)))
+            .await
+            .unwrap();
+        calls.push(tokio::spawn(async move {
+            let kwargs: BTreeMap<&str, f64> = [("secs", 3600.0)].into();
+            portal.rpc::<_, f64>("scipp_child", "sleep", &kwargs).await
+        }));
+    }
+    let pids = nursery.all_pids();
+    assert_eq!(pids.len(), 2);
+    assert!(pids.iter().all(|&p| exists(p)));
+    drop(nursery);
+    wait_gone(&pids).await;
+    for call in calls {
+        assert!(bounded("a call", call).await.unwrap().is_err());
+    }
+}
+
+#[tokio::test]
+async fn the_owner_task_cancelled_mid_flight_leaves_no_child() {
+    let (pids_tx, pids_rx) = tokio::sync::oneshot::channel();
+    let owner = tokio::spawn(async move {
+        let nursery = nursery().await;
+        nursery.start_actor(scipp_child("a")).await.unwrap();
+        let _ = pids_tx.send(nursery.all_pids());
+        std::future::pending::<()>().await;
+    });
+    let pids = bounded("the owner's child", pids_rx).await.unwrap();
+    owner.abort();
+    assert!(owner.await.unwrap_err().is_cancelled());
+    wait_gone(&pids).await;
+}
+
+#[tokio::test]
+async fn a_child_that_never_connects_back_is_killed() {
+    let nursery = nursery_with(NurseryConfig {
+        connect_timeout: Duration::from_millis(500),
+        ..NurseryConfig::default()
+    })
+    .await;
+    // a program that ignores tractor's flags and never connects
+    let stall = ChildSpec::program("stall", "sh", ["-c", "exec sleep 3600", "sh"]);
+    let err = bounded("start_actor", nursery.start_actor(stall))
+        .await
+        .unwrap_err();
+    let [failure] = err.failures() else {
+        panic!("one failure expected: {err}")
+    };
+    assert!(
+        matches!(
+            failure.kind,
+            FailureKind::NeverConnected { status: None, .. }
+        ),
+        "{failure}"
+    );
+    assert_gone(&nursery.all_pids());
+    // the nursery is failed: it starts nothing more
+    assert!(matches!(
+        nursery.start_actor(scipp_child("late")).await,
+        Err(NurseryError::Closing(_))
+    ));
+    let pids = nursery.all_pids();
+    assert!(bounded("close", nursery.close()).await.is_err());
+    assert_gone(&pids);
+}
+
+#[tokio::test]
+async fn a_child_that_exits_before_connecting_is_an_error() {
+    let nursery = nursery().await;
+    let err = bounded(
+        "start_actor",
+        nursery.start_actor(ChildSpec::program("false", "false", Vec::<String>::new())),
+    )
+    .await
+    .unwrap_err();
+    let [failure] = err.failures() else {
+        panic!("one failure expected: {err}")
+    };
+    let status = failure.exit_status().expect("its exit status");
+    assert_eq!(status.code(), Some(1));
+    let pids = nursery.all_pids();
+    assert!(bounded("close", nursery.close()).await.is_err());
+    assert_gone(&pids);
+}
