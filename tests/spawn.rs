@@ -328,3 +328,106 @@ async fn a_child_that_exits_before_connecting_is_an_error() {
     assert!(bounded("close", nursery.close()).await.is_err());
     assert_gone(&pids);
 }
+
+// ---- `scipp tree` ------------------------------------------------------------
+
+/// Runs `scipp tree ARGS` with stdout piped.
+fn tree(args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_scipp"))
+        .arg("tree")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns scipp tree")
+}
+
+/// The pids in the `started NAME (pid N)` lines.
+fn started_pids(out: &str) -> Vec<u32> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("started ")?.split("(pid ").nth(1))
+        .map(|p| p.trim_end_matches(')').parse().unwrap())
+        .collect()
+}
+
+/// Waits (bounded) for a process we started; its output and status.
+fn finish(mut child: std::process::Child) -> (std::process::ExitStatus, String, String) {
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > BOUND {
+            let _ = child.kill();
+            panic!("scipp tree hung");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn tree_calls_children_and_exits_0() {
+    let (status, out, err) = finish(tree(&[
+        "--scipp",
+        "a",
+        "--scipp",
+        "b",
+        "--rpc",
+        r#"a scipp_peer:add {"a": 2, "b": 3}"#,
+        "--ctx",
+        r#"b scipp_peer:echo {"first": "hi"}"#,
+    ]));
+    assert!(status.success(), "{out}\n{err}");
+    assert!(out.contains("a scipp_peer:add -> 5"), "{out}");
+    assert!(out.contains("b scipp_peer:echo started: \"hi\""), "{out}");
+    let pids = started_pids(&out);
+    assert_eq!(pids.len(), 2, "{out}");
+    assert_gone(&pids);
+}
+
+#[test]
+fn tree_exits_1_with_the_childs_error() {
+    let (status, out, err) = finish(tree(&[
+        "--scipp",
+        "a",
+        "--scipp",
+        "b",
+        "--rpc",
+        "a scipp_child:fails",
+    ]));
+    assert_eq!(status.code(), Some(1), "{out}\n{err}");
+    assert!(err.contains("ValueError"), "{err}");
+    assert!(err.contains("boom"), "{err}");
+    let pids = started_pids(&out);
+    assert_eq!(pids.len(), 2, "{out}");
+    assert_gone(&pids);
+}
+
+#[test]
+fn tree_on_sigint_tears_down_and_exits_1() {
+    use std::io::{BufRead, BufReader};
+    let mut child = tree(&[
+        "--scipp",
+        "a",
+        "--rpc",
+        r#"a scipp_child:sleep {"secs": 3600}"#,
+    ]);
+    let mut lines = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    lines.read_line(&mut first).unwrap();
+    let pids = started_pids(&first);
+    assert_eq!(pids.len(), 1, "{first:?}");
+    assert!(exists(pids[0]));
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let (status, _, err) = finish(child);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert_gone(&pids);
+}

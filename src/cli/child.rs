@@ -81,3 +81,13 @@ pub(crate) fn run(args: ChildCliArgs) -> Result<(), CliError> {
     tracing::debug!("child done: {exit:?}");
     Ok(())
 }
+
+/// A `scipp child` of this very binary, named `name`, with its namespaces
+/// enabled (the file of each is the binary).
+pub(crate) fn spec(name: &str) -> Result<scipp::spawn::ChildSpec, CliError> {
+    let exe = std::env::current_exe()?;
+    let path = exe.display().to_string();
+    Ok(scipp::spawn::ChildSpec::program(name, exe, ["child"])
+        .module(examples::NS, path.clone())
+        .module(NS, path))
+}

@@ -19,6 +19,7 @@ pub(crate) mod demo;
 pub(crate) mod render;
 pub(crate) mod serve;
 pub(crate) mod tap;
+pub(crate) mod tree;
 
 /// Any error a subcommand reports to the user.
 pub(crate) type CliError = Box<dyn std::error::Error + Send + Sync>;

@@ -46,6 +46,11 @@ pub struct NurseryConfig {
     /// `_runtime_vars._debug_mode`: false. (tractor's debugger TTY lock
     /// is not served by a scipp parent.)
     pub debug_mode: bool,
+    /// Start each child in a process group of its own (unix): true. A
+    /// Ctrl-C at the terminal then reaches only the parent, which cancels
+    /// its children in order, instead of killing them all at once under
+    /// it (they would die mid-dialog, and each would count as a failure).
+    pub own_process_group: bool,
     /// The children's channels.
     pub peer: Config,
 }
@@ -60,6 +65,7 @@ impl Default for NurseryConfig {
             exit_timeout: Duration::from_secs(2),
             main_path: None,
             debug_mode: false,
+            own_process_group: true,
             peer: Config::default(),
         }
     }
@@ -503,11 +509,13 @@ impl<C: Codec> Nursery<C> {
         .to_argv();
         let (program, mut args) = spec.program_and_args();
         args.extend(argv.into_iter().map(Into::into));
-        let spawned = tokio::process::Command::new(&program)
-            .args(&args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn();
+        let mut command = tokio::process::Command::new(&program);
+        command.args(&args).stdin(Stdio::null()).kill_on_drop(true);
+        #[cfg(unix)]
+        if inner.config.own_process_group {
+            command.process_group(0);
+        }
+        let spawned = command.spawn();
         let process = match spawned {
             Ok(p) => p,
             Err(e) => {
