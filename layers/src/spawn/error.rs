@@ -81,7 +81,10 @@ impl fmt::Display for ChildFailure {
                     .find(|l| !l.is_empty())
                     .unwrap_or("")
                     .to_owned();
-                write!(f, " raised {}: {why}", r.boxed_type())
+                // a Python traceback ends with "Type: text": not twice
+                let prefix = format!("{}: ", r.boxed_type());
+                let why = why.strip_prefix(&prefix).unwrap_or(&why);
+                write!(f, " raised {prefix}{why}")
             }
             FailureKind::Exited(status) => write!(f, " died unexpectedly ({status})"),
             FailureKind::NeverConnected { after, status } => match status {

@@ -90,7 +90,7 @@ struct Supervision {
 
 impl Supervision {
     fn fail(&self, failure: ChildFailure) {
-        tracing::warn!("{failure}; cancelling its siblings");
+        tracing::info!("{failure}; cancelling its siblings");
         self.failures
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
