@@ -117,6 +117,8 @@ struct ChildState<C> {
     pid: u32,
     /// Set before the nursery stops it: its exit is then no failure.
     stopping: AtomicBool,
+    /// Set by the first [`stop`](Self::stop): later ones only wait.
+    stop_started: AtomicBool,
     channel: OnceLock<Arc<Channel<C>>>,
     exit: watch::Receiver<Option<ExitStatus>>,
     /// Cancelling it makes the monitor kill the process.
@@ -146,6 +148,11 @@ impl<C: Codec> ChildState<C> {
     /// after the bounds. Its exit status.
     async fn stop(&self, config: &NurseryConfig) -> ExitStatus {
         self.stopping.store(true, Ordering::SeqCst);
+        if self.stop_started.swap(true, Ordering::SeqCst) {
+            // another stop is under way (the owner's and the supervisor's):
+            // one `self.cancel` on the wire, and it ends in a kill if need be
+            return self.exited().await;
+        }
         if !self.has_exited() {
             if let Some(chan) = self.channel.get() {
                 match tokio::time::timeout(config.cancel_timeout, chan.cancel_actor()).await {
@@ -535,6 +542,7 @@ impl<C: Codec> Nursery<C> {
             uid: uid.clone(),
             pid,
             stopping: AtomicBool::new(false),
+            stop_started: AtomicBool::new(false),
             channel: OnceLock::new(),
             exit: exit_rx,
             kill: CancellationToken::new(),
