@@ -232,6 +232,13 @@ async fn a_killed_child_is_an_error_and_cancels_its_siblings() {
         .rpc::<_, i64>("scipp_peer", "add", &add(1, 2))
         .await
         .is_err());
+    // its stale registry entry is gone (tractor keeps it)
+    let client = scipp::peer::Peer::new("scipp_client", MsgpackCodec::new());
+    let registry = RegistryClient::connect(&client, nursery.listen_addr())
+        .await
+        .unwrap();
+    assert!(registry.find("victim").await.unwrap().is_empty());
+    drop(registry);
 
     let pids = nursery.all_pids();
     assert_eq!(pids.len(), 2);
@@ -430,4 +437,38 @@ fn tree_on_sigint_tears_down_and_exits_1() {
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("interrupted"), "{err}");
     assert_gone(&pids);
+}
+
+/// Whether `pid` is dead: gone, or a zombie not reaped yet.
+fn dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // "pid (comm) S ...": the state follows the last ')'
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn a_runtime_shut_down_under_a_live_nursery_kills_its_children() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let nursery = rt.block_on(async {
+        let nursery = nursery().await;
+        bounded("start_actor", nursery.start_actor(scipp_child("a")))
+            .await
+            .unwrap();
+        nursery
+    });
+    let pids = nursery.all_pids();
+    assert!(pids.iter().all(|&p| !dead(p)));
+    // the runtime goes first: its tasks, and the process handles in them,
+    // are dropped; each handle kills its process (kill_on_drop)
+    drop(rt);
+    let t0 = std::time::Instant::now();
+    while !pids.iter().all(|&p| dead(p)) {
+        assert!(t0.elapsed() < BOUND, "children still alive");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(nursery);
 }

@@ -130,6 +130,17 @@ impl ChildSpec {
 /// The file of Python module `module`, as interpreter `python` finds it
 /// (from the current directory, as tractor's parent would).
 ///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use scipp_layers::spawn::{find_module_file, ChildSpec};
+/// let python = std::path::Path::new("python3");
+/// let file = find_module_file(python, "my_module").await.unwrap();
+/// let child = ChildSpec::tractor("py_worker", python).module("my_module", file);
+/// # drop(child);
+/// # }
+/// ```
+///
 /// # Errors
 /// The interpreter could not be run, or has no such module.
 pub async fn find_module_file(python: &std::path::Path, module: &str) -> Result<String, String> {

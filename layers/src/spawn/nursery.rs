@@ -23,6 +23,17 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Settings of a [`Nursery`], with documented defaults.
+///
+/// ```
+/// use scipp_layers::spawn::NurseryConfig;
+/// use std::time::Duration;
+///
+/// let config = NurseryConfig {
+///     connect_timeout: Duration::from_secs(5), // a Rust child starts fast
+///     ..NurseryConfig::default()
+/// };
+/// assert!(config.registrar.is_none()); // the nursery is the registrar
+/// ```
 #[derive(Debug, Clone)]
 pub struct NurseryConfig {
     /// Where to listen for children connecting back (and, when the nursery
@@ -86,6 +97,9 @@ struct Supervision {
     failed: CancellationToken,
     /// Cancelled when the nursery tears down for any reason.
     closing: CancellationToken,
+    /// The nursery's own registrar, if it is one: a dead child's entry
+    /// is removed (tractor leaves it behind).
+    registrar: Option<Registrar>,
 }
 
 impl Supervision {
@@ -198,6 +212,11 @@ async fn monitor<C: Codec>(
     };
     tracing::debug!(child = %state.name, pid = state.pid, %status, "child process ended");
     let _ = exit_tx.send(Some(status));
+    if let Some(registrar) = &supervision.registrar {
+        if registrar.unregister(&state.uid) {
+            tracing::debug!(child = %state.uid, "removed the dead child's registry entry");
+        }
+    }
     // before it connected back, `start_actor` reports its failure
     let connected = state.channel.get().is_some();
     if connected && !state.stopping.load(Ordering::SeqCst) && !state.kill.is_cancelled() {
@@ -344,8 +363,9 @@ impl<C: Codec> NurseryBuilder<C> {
             port: local.port(),
         };
         let own_registrar = config.registrar.is_none();
-        if own_registrar {
-            Registrar::new().install(&mut endpoints);
+        let registrar = own_registrar.then(Registrar::new);
+        if let Some(registrar) = &registrar {
+            registrar.install(&mut endpoints);
         }
         let peer = Peer::new(&name, codec.clone())
             .endpoints(endpoints)
@@ -360,7 +380,10 @@ impl<C: Codec> NurseryBuilder<C> {
             config,
             pending: Mutex::new(HashMap::new()),
             children: Mutex::new(Vec::new()),
-            supervision: Arc::new(Supervision::default()),
+            supervision: Arc::new(Supervision {
+                registrar,
+                ..Supervision::default()
+            }),
             debug_module: tokio::sync::Mutex::new(HashMap::new()),
         });
         let acceptor = tokio::spawn(accept_loop(listener, inner.clone()));
@@ -735,7 +758,10 @@ impl<C: Codec> Nursery<C> {
 
     /// Waits until every child has exited on its own or been stopped; the
     /// failures, if any child failed (all its siblings are then cancelled
-    /// first).
+    /// first). A child started with [`start_actor`](Self::start_actor)
+    /// runs until cancelled, as in tractor: without a failure, this waits
+    /// for it. Failures reported here are not reported again by
+    /// [`close`](Self::close).
     ///
     /// # Errors
     /// [`NurseryError::Failed`] naming each failed child.
