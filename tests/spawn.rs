@@ -472,3 +472,29 @@ fn a_runtime_shut_down_under_a_live_nursery_kills_its_children() {
     }
     drop(nursery);
 }
+
+#[test]
+fn a_child_whose_parent_is_killed_exits_by_itself() {
+    use std::io::{BufRead, BufReader};
+    let mut parent = tree(&[
+        "--scipp",
+        "orphan",
+        "--rpc",
+        r#"orphan scipp_child:sleep {"secs": 3600}"#,
+    ]);
+    let mut first = String::new();
+    BufReader::new(parent.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let pids = started_pids(&first);
+    assert_eq!(pids.len(), 1, "{first:?}");
+    // the parent dies without a word: no self.cancel, no teardown
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    // the child sees its parent link close and exits (its new parent reaps it)
+    let t0 = std::time::Instant::now();
+    while !dead(pids[0]) {
+        assert!(t0.elapsed() < BOUND, "the orphan is still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
