@@ -17,7 +17,9 @@ use std::time::Duration;
 const BOUND: Duration = Duration::from_secs(20);
 
 fn scipp_child(name: &str) -> ChildSpec {
-    ChildSpec::program(name, env!("CARGO_BIN_EXE_scipp"), ["child"]).module("scipp_peer", "")
+    ChildSpec::program(name, env!("CARGO_BIN_EXE_scipp"), ["child"])
+        .module("scipp_peer", "")
+        .module("scipp_child", "")
 }
 
 async fn nursery() -> Nursery<MsgpackCodec> {
@@ -497,4 +499,25 @@ fn a_child_whose_parent_is_killed_exits_by_itself() {
         assert!(t0.elapsed() < BOUND, "the orphan is still running");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[tokio::test]
+async fn a_child_serves_only_the_modules_its_parent_enabled() {
+    let nursery = nursery().await;
+    let only_peer = ChildSpec::program("narrow", env!("CARGO_BIN_EXE_scipp"), ["child"])
+        .module("scipp_peer", "");
+    let portal = bounded("start_actor", nursery.start_actor(only_peer))
+        .await
+        .unwrap();
+    let sum: i64 = portal.rpc("scipp_peer", "add", &add(1, 1)).await.unwrap();
+    assert_eq!(sum, 2);
+    let refused = portal
+        .rpc::<_, u32>("scipp_child", "pid", &BTreeMap::<String, ()>::new())
+        .await
+        .unwrap_err();
+    let remote = refused.remote().expect("a remote error");
+    assert_eq!(remote.boxed_type(), "AttributeError", "{remote}");
+    let pids = nursery.all_pids();
+    bounded("close", nursery.close()).await.unwrap();
+    assert_gone(&pids);
 }

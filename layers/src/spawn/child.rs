@@ -85,6 +85,7 @@ pub struct ChildRuntime<C> {
     codec: C,
     endpoints: Endpoints<C>,
     config: Config,
+    enabled_only: bool,
 }
 
 impl<C: Codec> ChildRuntime<C> {
@@ -95,7 +96,16 @@ impl<C: Codec> ChildRuntime<C> {
             codec,
             endpoints: Endpoints::new(),
             config: Config::default(),
+            enabled_only: true,
         }
+    }
+
+    /// Whether only the namespaces the parent enabled (`SpawnSpec.
+    /// enable_modules`) are served: true, tractor's capability rule. The
+    /// runtime namespace `self` is always served.
+    pub fn enabled_modules_only(mut self, yes: bool) -> Self {
+        self.enabled_only = yes;
+        self
     }
 
     /// Serves these endpoints (to the parent and to every other peer).
@@ -166,10 +176,6 @@ impl<C: Codec> ChildRuntime<C> {
     {
         let me = self.aid();
         let uid = me.uid();
-        let peer = Peer::new(&uid.name, self.codec.clone())
-            .aid(me.clone())
-            .endpoints(self.endpoints)
-            .config(self.config);
         let wait = self.config.handshake_timeout;
 
         // 1. our Aid, the parent's, then the SpawnSpec (read directly, as
@@ -180,7 +186,7 @@ impl<C: Codec> ChildRuntime<C> {
             .profile
             .unwrap_or_else(|| self.codec.wire_profile());
         greeting
-            .write(&self.codec.for_profile(profile), &Msg::from(me))
+            .write(&self.codec.for_profile(profile), &Msg::from(me.clone()))
             .await?;
         let parent = greeting.read_aid(&self.codec, wait).await?;
         let spec = match greeting.read(&self.codec, "SpawnSpec", wait, false).await? {
@@ -188,6 +194,16 @@ impl<C: Codec> ChildRuntime<C> {
             other => return Err(ChildError::NoSpawnSpec(other.kind().to_string())),
         };
         tracing::debug!(parent = %parent.uid(), me = %uid, modules = ?spec.enable_modules, "got the SpawnSpec");
+        let mut endpoints = self.endpoints;
+        if self.enabled_only {
+            endpoints.retain_namespaces(|ns| {
+                ns == "self" || spec.enable_modules.iter().any(|(module, _)| module == ns)
+            });
+        }
+        let peer = Peer::new(&uid.name, self.codec.clone())
+            .aid(me)
+            .endpoints(endpoints)
+            .config(self.config);
 
         // 2. listen where told, and register that address
         let (listener, bound) = listen(&spec).await?;
