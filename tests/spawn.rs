@@ -521,3 +521,40 @@ async fn a_child_serves_only_the_modules_its_parent_enabled() {
     bounded("close", nursery.close()).await.unwrap();
     assert_gone(&pids);
 }
+
+#[tokio::test]
+async fn children_failing_together_are_reported_as_a_group() {
+    let nursery = nursery().await;
+    let mut portals = Vec::new();
+    for name in ["first", "second", "bystander"] {
+        portals.push(
+            bounded("start_actor", nursery.start_actor(scipp_child(name)))
+                .await
+                .unwrap(),
+        );
+    }
+    let killed = std::process::Command::new("kill")
+        .args([
+            "-KILL",
+            &portals[0].pid().to_string(),
+            &portals[1].pid().to_string(),
+        ])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let err = bounded("the nursery's error", nursery.wait())
+        .await
+        .unwrap_err();
+    let mut names: Vec<&str> = err.failures().iter().map(|f| f.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["first", "second"], "{err}");
+    assert!(err.to_string().starts_with("2 children failed:"), "{err}");
+    for failure in err.failures() {
+        assert_eq!(failure.exit_status().and_then(|s| s.signal()), Some(9));
+    }
+    let status = bounded("the bystander's exit", portals[2].exited()).await;
+    assert!(status.success(), "the bystander was cancelled: {status}");
+    let pids = nursery.all_pids();
+    assert_gone(&pids);
+    bounded("close", nursery.close()).await.unwrap();
+}

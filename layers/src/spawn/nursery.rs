@@ -217,9 +217,15 @@ async fn monitor<C: Codec>(
             tracing::debug!(child = %state.uid, "removed the dead child's registry entry");
         }
     }
-    // before it connected back, `start_actor` reports its failure
+    // Before it connected back, `start_actor` reports its failure. After:
+    // any exit nobody asked for is a failure, and so is a death by signal
+    // or a non-zero status even while being stopped, unless we killed it
+    // (a sibling killed at the same moment is a failure too, not a
+    // cancelled child).
     let connected = state.channel.get().is_some();
-    if connected && !state.stopping.load(Ordering::SeqCst) && !state.kill.is_cancelled() {
+    let asked = state.stopping.load(Ordering::SeqCst);
+    let killed_by_us = state.kill.is_cancelled();
+    if connected && !killed_by_us && (!asked || !status.success()) {
         supervision.fail(ChildFailure {
             name: state.name.clone(),
             uid: state.uid.clone(),
