@@ -210,7 +210,19 @@ impl<C: Codec> ChildRuntime<C> {
         let served = peer.clone();
         let acceptor = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
-            while let Ok((tcp, from)) = listener.accept().await {
+            loop {
+                let (tcp, from) = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok(conn) => conn,
+                        Err(e) => {
+                            tracing::warn!("accept: {e}");
+                            tokio::time::sleep(super::nursery::ACCEPT_BACKOFF).await;
+                            continue;
+                        }
+                    },
+                    // reap finished connections as they end
+                    Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+                };
                 let _ = tcp.set_nodelay(true);
                 let peer = served.clone();
                 conns.spawn(async move {

@@ -82,6 +82,10 @@ impl Default for NurseryConfig {
     }
 }
 
+/// How long the acceptor pauses after a failed `accept` (e.g. no file
+/// descriptor left), instead of spinning.
+pub(crate) const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
 /// A connect-back waiting for its `start_actor`.
 struct Arrival {
     greeting: Greeting<TcpStream>,
@@ -416,7 +420,9 @@ async fn accept_loop<C: Codec>(listener: TcpListener, inner: Arc<Inner<C>>) {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
+                    // e.g. out of file descriptors: let some close first
                     tracing::warn!("accept: {e}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
