@@ -34,8 +34,26 @@ pub enum FailureKind {
     Spawn(std::io::Error),
 }
 
+impl Clone for FailureKind {
+    fn clone(&self) -> Self {
+        match self {
+            FailureKind::Remote(r) => FailureKind::Remote(r.clone()),
+            FailureKind::Exited(s) => FailureKind::Exited(*s),
+            FailureKind::NeverConnected { after, status } => FailureKind::NeverConnected {
+                after: *after,
+                status: *status,
+            },
+            FailureKind::Handshake(s) => FailureKind::Handshake(s.clone()),
+            // io::Error is not Clone: its kind and text are
+            FailureKind::Spawn(e) => {
+                FailureKind::Spawn(std::io::Error::new(e.kind(), e.to_string()))
+            }
+        }
+    }
+}
+
 /// One failed child of a nursery, named.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ChildFailure {
     /// The child's name.
     pub name: String,
@@ -98,7 +116,7 @@ impl fmt::Display for ChildFailure {
 }
 
 /// Every child that failed, in the order they failed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Failures(pub Vec<ChildFailure>);
 
 impl fmt::Display for Failures {

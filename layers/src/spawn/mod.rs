@@ -31,15 +31,20 @@
 mod args;
 mod child;
 mod command;
+mod config;
 mod error;
 mod handoff;
 mod nursery;
+mod portal;
 mod spec;
+mod supervise;
 
 pub use self::args::{ArgsError, ChildArgs};
 pub use self::child::{ChildError, ChildExit, ChildRuntime};
 pub use self::command::{find_module_file, ChildSpec, TRACTOR_DEBUG_MODULE};
+pub use self::config::NurseryConfig;
 pub use self::error::{ChildFailure, FailureKind, Failures, NurseryError};
 pub use self::handoff::GreetError;
-pub use self::nursery::{Nursery, NurseryBuilder, NurseryConfig, Portal};
+pub use self::nursery::{Nursery, NurseryBuilder};
+pub use self::portal::Portal;
 pub use self::spec::SpawnPlan;

@@ -3,84 +3,27 @@
 
 use super::args::ChildArgs;
 use super::command::{find_module_file, ChildSpec, TRACTOR_DEBUG_MODULE};
+use super::config::NurseryConfig;
 use super::error::{ChildFailure, FailureKind, Failures, NurseryError};
 use super::handoff::{profile_for, Greeting};
+use super::portal::Portal;
 use super::spec::SpawnPlan;
+use super::supervise::{monitor, ChildState, Supervision};
 use crate::context::ContextError;
-use crate::peer::{Channel, Config, Peer};
+use crate::peer::Peer;
 use crate::registry::Registrar;
 use crate::route::Endpoints;
 use scipp_codecs::msg::{Addr, Aid, Msg, Uid};
 use scipp_codecs::Codec;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
-
-/// Settings of a [`Nursery`], with documented defaults.
-///
-/// ```
-/// use scipp_layers::spawn::NurseryConfig;
-/// use std::time::Duration;
-///
-/// let config = NurseryConfig {
-///     connect_timeout: Duration::from_secs(5), // a Rust child starts fast
-///     ..NurseryConfig::default()
-/// };
-/// assert!(config.registrar.is_none()); // the nursery is the registrar
-/// ```
-#[derive(Debug, Clone)]
-pub struct NurseryConfig {
-    /// Where to listen for children connecting back (and, when the nursery
-    /// is their registrar, registering): `127.0.0.1:0`.
-    pub listen: std::net::SocketAddr,
-    /// The children's registrar: `None` (the default) makes the nursery
-    /// itself the registrar, at its listen address, as a tractor root
-    /// actor is.
-    pub registrar: Option<Addr>,
-    /// How long a child may take to connect back: 30 s (a Python child
-    /// imports tractor first). After it, the child is killed.
-    pub connect_timeout: Duration,
-    /// How long a child may take to ack `self.cancel`: 2 s.
-    pub cancel_timeout: Duration,
-    /// How long a child may take to exit once cancelled: 2 s. After it, the
-    /// child is killed (SIGKILL) and reaped.
-    pub exit_timeout: Duration,
-    /// `_parent_main_data.init_main_from_path` for the children: `None`
-    /// (what a parent without a Python main sends).
-    pub main_path: Option<String>,
-    /// `_runtime_vars._debug_mode`: false. (tractor's debugger TTY lock
-    /// is not served by a scipp parent.)
-    pub debug_mode: bool,
-    /// Start each child in a process group of its own (unix): true. A
-    /// Ctrl-C at the terminal then reaches only the parent, which cancels
-    /// its children in order, instead of killing them all at once under
-    /// it (they would die mid-dialog, and each would count as a failure).
-    pub own_process_group: bool,
-    /// The children's channels.
-    pub peer: Config,
-}
-
-impl Default for NurseryConfig {
-    fn default() -> Self {
-        NurseryConfig {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            registrar: None,
-            connect_timeout: Duration::from_secs(30),
-            cancel_timeout: Duration::from_secs(2),
-            exit_timeout: Duration::from_secs(2),
-            main_path: None,
-            debug_mode: false,
-            own_process_group: true,
-            peer: Config::default(),
-        }
-    }
-}
 
 /// How long the acceptor pauses after a failed `accept` (e.g. no file
 /// descriptor left), instead of spinning.
@@ -90,153 +33,6 @@ pub(crate) const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 struct Arrival {
     greeting: Greeting<TcpStream>,
     aid: Aid,
-}
-
-/// The failures of a nursery and its one-cancels-all trigger, shared with
-/// every child's monitor.
-#[derive(Default)]
-struct Supervision {
-    failures: Mutex<Vec<ChildFailure>>,
-    /// Cancelled at the first failure: every child gets cancelled.
-    failed: CancellationToken,
-    /// Cancelled when the nursery tears down for any reason.
-    closing: CancellationToken,
-    /// The nursery's own registrar, if it is one: a dead child's entry
-    /// is removed (tractor leaves it behind).
-    registrar: Option<Registrar>,
-}
-
-impl Supervision {
-    fn fail(&self, failure: ChildFailure) {
-        tracing::info!("{failure}; cancelling its siblings");
-        self.failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(failure);
-        self.failed.cancel();
-        self.closing.cancel();
-    }
-
-    fn take(&self) -> Vec<ChildFailure> {
-        std::mem::take(&mut *self.failures.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// A description of the failures so far (for errors of other children).
-    fn summary(&self) -> Failures {
-        let list = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        Failures(list.iter().map(clone_failure).collect())
-    }
-}
-
-/// One child process and what the nursery knows of it.
-struct ChildState<C> {
-    name: String,
-    uid: Uid,
-    pid: u32,
-    /// Set before the nursery stops it: its exit is then no failure.
-    stopping: AtomicBool,
-    /// Set by the first [`stop`](Self::stop): later ones only wait.
-    stop_started: AtomicBool,
-    channel: OnceLock<Arc<Channel<C>>>,
-    exit: watch::Receiver<Option<ExitStatus>>,
-    /// Cancelling it makes the monitor kill the process.
-    kill: CancellationToken,
-}
-
-impl<C: Codec> ChildState<C> {
-    async fn exited(&self) -> ExitStatus {
-        let mut exit = self.exit.clone();
-        loop {
-            if let Some(status) = *exit.borrow_and_update() {
-                return status;
-            }
-            if exit.changed().await.is_err() {
-                // the monitor is gone: it always publishes first, so this
-                // only happens while the runtime shuts down
-                return std::future::pending().await;
-            }
-        }
-    }
-
-    fn has_exited(&self) -> bool {
-        self.exit.borrow().is_some()
-    }
-
-    /// Cancels the child (`self.cancel`), waits for its exit, kills it
-    /// after the bounds. Its exit status.
-    async fn stop(&self, config: &NurseryConfig) -> ExitStatus {
-        self.stopping.store(true, Ordering::SeqCst);
-        if self.stop_started.swap(true, Ordering::SeqCst) {
-            // another stop is under way (the owner's and the supervisor's):
-            // one `self.cancel` on the wire, and it ends in a kill if need be
-            return self.exited().await;
-        }
-        if !self.has_exited() {
-            if let Some(chan) = self.channel.get() {
-                match tokio::time::timeout(config.cancel_timeout, chan.cancel_actor()).await {
-                    Ok(Ok(())) => tracing::debug!(child = %self.name, "cancel acked"),
-                    Ok(Err(e)) => tracing::debug!(child = %self.name, "cancel: {e}"),
-                    Err(_) => tracing::debug!(child = %self.name, "cancel: no ack in time"),
-                }
-                if let Ok(status) = tokio::time::timeout(config.exit_timeout, self.exited()).await {
-                    return status;
-                }
-                tracing::warn!(child = %self.name, pid = self.pid, "did not exit in time: killing it");
-            }
-        }
-        self.kill.cancel();
-        self.exited().await
-    }
-}
-
-/// Waits for the process, kills it on request, publishes its exit, and
-/// reports an exit nobody asked for.
-async fn monitor<C: Codec>(
-    mut process: tokio::process::Child,
-    state: Arc<ChildState<C>>,
-    exit_tx: watch::Sender<Option<ExitStatus>>,
-    supervision: Arc<Supervision>,
-) {
-    let waited = tokio::select! {
-        status = process.wait() => status,
-        () = state.kill.cancelled() => {
-            if let Err(e) = process.start_kill() {
-                tracing::debug!(pid = state.pid, "kill: {e}");
-            }
-            process.wait().await
-        }
-    };
-    let status = match waited {
-        Ok(status) => status,
-        Err(e) => {
-            // waitpid failed: the process is not ours to reap any more
-            tracing::warn!(pid = state.pid, "waiting for the child: {e}");
-            unknown_status()
-        }
-    };
-    tracing::debug!(child = %state.name, pid = state.pid, %status, "child process ended");
-    let _ = exit_tx.send(Some(status));
-    if let Some(registrar) = &supervision.registrar {
-        if registrar.unregister(&state.uid) {
-            tracing::debug!(child = %state.uid, "removed the dead child's registry entry");
-        }
-    }
-    // Before it connected back, `start_actor` reports its failure. After:
-    // any exit nobody asked for is a failure, and so is a death by signal
-    // or a non-zero status even while being stopped, unless we killed it
-    // (a sibling killed at the same moment is a failure too, not a
-    // cancelled child).
-    let connected = state.channel.get().is_some();
-    let asked = state.stopping.load(Ordering::SeqCst);
-    let killed_by_us = state.kill.is_cancelled();
-    if connected && !killed_by_us && (!asked || !status.success()) {
-        supervision.fail(ChildFailure {
-            name: state.name.clone(),
-            uid: state.uid.clone(),
-            pid: Some(state.pid),
-            kind: FailureKind::Exited(status),
-        });
-    }
 }
 
 struct Inner<C: Codec> {
@@ -531,7 +327,7 @@ impl<C: Codec> Nursery<C> {
                 pid,
                 kind,
             };
-            let err = NurseryError::Failed(Failures(vec![clone_failure(&failure)]));
+            let err = NurseryError::Failed(Failures(vec![failure.clone()]));
             inner.supervision.fail(failure);
             err
         };
@@ -721,7 +517,7 @@ impl<C: Codec> Nursery<C> {
                     pid: Some(portal.state.pid),
                     kind: FailureKind::Remote(remote),
                 };
-                let err = NurseryError::Failed(Failures(vec![clone_failure(&failure)]));
+                let err = NurseryError::Failed(Failures(vec![failure.clone()]));
                 portal.state.stopping.store(true, Ordering::SeqCst);
                 sup.fail(failure);
                 portal.cancel_actor().await;
@@ -866,105 +662,4 @@ fn bind_addr(listen: &Addr) -> Addr {
         },
         other => other.clone(),
     }
-}
-
-/// A copy for the caller, the original kept for the group.
-fn clone_failure(f: &ChildFailure) -> ChildFailure {
-    ChildFailure {
-        name: f.name.clone(),
-        uid: f.uid.clone(),
-        pid: f.pid,
-        kind: match &f.kind {
-            FailureKind::Remote(r) => FailureKind::Remote(r.clone()),
-            FailureKind::Exited(s) => FailureKind::Exited(*s),
-            FailureKind::NeverConnected { after, status } => FailureKind::NeverConnected {
-                after: *after,
-                status: *status,
-            },
-            FailureKind::Handshake(s) => FailureKind::Handshake(s.clone()),
-            FailureKind::Spawn(e) => {
-                FailureKind::Spawn(std::io::Error::new(e.kind(), e.to_string()))
-            }
-        },
-    }
-}
-
-/// A running child: its channel (every [`Channel`] method works through
-/// `Deref`: `rpc`, `open_context`, …), its identity and its process.
-pub struct Portal<C: Codec> {
-    chan: Arc<Channel<C>>,
-    state: Arc<ChildState<C>>,
-    config: NurseryConfig,
-}
-
-impl<C: Codec> std::fmt::Debug for Portal<C> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Portal")
-            .field("child", &self.state.uid)
-            .field("pid", &self.state.pid)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<C: Codec> Clone for Portal<C> {
-    fn clone(&self) -> Self {
-        Portal {
-            chan: self.chan.clone(),
-            state: self.state.clone(),
-            config: self.config.clone(),
-        }
-    }
-}
-
-impl<C: Codec> std::ops::Deref for Portal<C> {
-    type Target = Channel<C>;
-    fn deref(&self) -> &Channel<C> {
-        &self.chan
-    }
-}
-
-impl<C: Codec> Portal<C> {
-    /// The child's uid.
-    pub fn uid(&self) -> &Uid {
-        &self.state.uid
-    }
-
-    /// The child's name.
-    pub fn name(&self) -> &str {
-        &self.state.name
-    }
-
-    /// The child's process id.
-    pub fn pid(&self) -> u32 {
-        self.state.pid
-    }
-
-    /// The channel to the child.
-    pub fn channel(&self) -> &Arc<Channel<C>> {
-        &self.chan
-    }
-
-    /// Stops this child: `self.cancel`, a bounded wait for its exit, then
-    /// SIGKILL if needed; its process is reaped. Its exit status. (This
-    /// shadows [`Channel::cancel_actor`], which only sends the request.)
-    pub async fn cancel_actor(&self) -> ExitStatus {
-        self.state.stop(&self.config).await
-    }
-
-    /// Waits for the child's process to end; its exit status.
-    pub async fn exited(&self) -> ExitStatus {
-        self.state.exited().await
-    }
-}
-
-/// The status of a process whose exit could not be learned.
-#[cfg(unix)]
-fn unknown_status() -> ExitStatus {
-    std::os::unix::process::ExitStatusExt::from_raw(-1)
-}
-
-/// The status of a process whose exit could not be learned.
-#[cfg(windows)]
-fn unknown_status() -> ExitStatus {
-    std::os::windows::process::ExitStatusExt::from_raw(u32::MAX)
 }
