@@ -558,3 +558,28 @@ async fn children_failing_together_are_reported_as_a_group() {
     assert_gone(&pids);
     bounded("close", nursery.close()).await.unwrap();
 }
+
+#[tokio::test]
+async fn an_owner_giving_up_on_start_actor_leaves_no_child() {
+    let nursery = nursery().await;
+    let stall = ChildSpec::program("stall", "sh", ["-c", "exec sleep 3600", "sh"]);
+    {
+        let start = nursery.start_actor(stall);
+        tokio::pin!(start);
+        // drive start_actor until its process exists, then give up on it
+        bounded("the spawn", async {
+            while nursery.all_pids().is_empty() {
+                tokio::select! {
+                    out = &mut start => panic!("start_actor ended: {out:?}"),
+                    () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                }
+            }
+        })
+        .await;
+    }
+    let pids = nursery.all_pids();
+    assert!(exists(pids[0]));
+    // not a failure: the owner dropped the call; close still reaps it
+    bounded("close", nursery.close()).await.unwrap();
+    assert_gone(&pids);
+}

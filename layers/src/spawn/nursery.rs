@@ -338,6 +338,10 @@ impl<C: Codec> Nursery<C> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(uid.uuid.clone(), tx);
+        let _slot = PendingSlot {
+            pending: &inner.pending,
+            uuid: &uid.uuid,
+        };
         let argv = ChildArgs {
             uid: uid.clone(),
             parent_addr: inner.listen.clone(),
@@ -356,14 +360,7 @@ impl<C: Codec> Nursery<C> {
         let spawned = command.spawn();
         let process = match spawned {
             Ok(p) => p,
-            Err(e) => {
-                inner
-                    .pending
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&uid.uuid);
-                return Err(fail(None, FailureKind::Spawn(e)));
-            }
+            Err(e) => return Err(fail(None, FailureKind::Spawn(e))),
         };
         let pid = process.id().unwrap_or(0);
         tracing::debug!(child = %uid, pid, program = %program.display(), "spawned");
@@ -407,11 +404,6 @@ impl<C: Codec> Nursery<C> {
                 return Err(NurseryError::Closing(spec.name));
             }
         };
-        inner
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&uid.uuid);
         let Some(Arrival { mut greeting, aid }) = arrival else {
             state.stopping.store(true, Ordering::SeqCst);
             state.kill.cancel();
@@ -650,6 +642,22 @@ impl<C: Codec> Drop for Nursery<C> {
                 }
             }
         }
+    }
+}
+
+/// A child's connect-back slot, removed however `start_actor` ends
+/// (returns, fails, or is dropped by an owner that gave up).
+struct PendingSlot<'a> {
+    pending: &'a Mutex<HashMap<String, oneshot::Sender<Arrival>>>,
+    uuid: &'a str,
+}
+
+impl Drop for PendingSlot<'_> {
+    fn drop(&mut self) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(self.uuid);
     }
 }
 
