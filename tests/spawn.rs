@@ -583,3 +583,35 @@ async fn an_owner_giving_up_on_start_actor_leaves_no_child() {
     bounded("close", nursery.close()).await.unwrap();
     assert_gone(&pids);
 }
+
+#[tokio::test]
+async fn a_child_cancelled_by_another_peer_is_an_exit_nobody_asked_for() {
+    let nursery = nursery().await;
+    let target = bounded("start_actor", nursery.start_actor(scipp_child("target")))
+        .await
+        .unwrap();
+    // a stranger finds the child through the registrar and cancels it
+    let stranger = scipp::peer::Peer::new("stranger", MsgpackCodec::new());
+    let registry = RegistryClient::connect(&stranger, nursery.listen_addr())
+        .await
+        .unwrap();
+    let addrs = bounded("wait_for_actor", registry.wait_for("target"))
+        .await
+        .unwrap();
+    let chan = stranger.connect_addr(&addrs[0]).await.unwrap();
+    bounded("cancel_actor", chan.cancel_actor()).await.unwrap();
+
+    let err = bounded("the nursery's error", nursery.wait())
+        .await
+        .unwrap_err();
+    let [failure] = err.failures() else {
+        panic!("one failure expected: {err}")
+    };
+    assert_eq!(failure.name, "target");
+    assert_eq!(failure.exit_status().and_then(|s| s.code()), Some(0));
+    assert!(err.to_string().contains("exited unexpectedly"), "{err}");
+    let pids = nursery.all_pids();
+    assert_gone(&pids);
+    assert_eq!(pids, [target.pid()]);
+    bounded("close", nursery.close()).await.unwrap();
+}

@@ -50,8 +50,8 @@ pub enum ChildError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ChildExit {
-    /// The parent asked it to stop (`self.cancel`), as tractor's nurseries
-    /// do; it acked and unregistered.
+    /// The parent (or another peer) asked it to stop (`self.cancel`), as
+    /// tractor's nurseries do; it acked and unregistered.
     Cancelled,
     /// The parent link closed: the parent is gone, and so is its child.
     ParentGone,
@@ -208,6 +208,9 @@ impl<C: Codec> ChildRuntime<C> {
         // 2. listen where told, and register that address
         let (listener, bound) = listen(&spec).await?;
         let served = peer.clone();
+        // `self.cancel` from any peer stops the actor, as in tractor
+        let cancelled = tokio_util::sync::CancellationToken::new();
+        let cancel_from_peer = cancelled.clone();
         let acceptor = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             loop {
@@ -224,10 +227,17 @@ impl<C: Codec> ChildRuntime<C> {
                     Some(_) = conns.join_next(), if !conns.is_empty() => continue,
                 };
                 let _ = tcp.set_nodelay(true);
-                let peer = served.clone();
+                let (peer, cancelled) = (served.clone(), cancel_from_peer.clone());
                 conns.spawn(async move {
                     match peer.accept(tcp).await {
-                        Ok(chan) => chan.closed().await,
+                        Ok(chan) => tokio::select! {
+                            () = chan.closed() => {}
+                            () = chan.cancel_requested() => {
+                                tracing::debug!(peer = %chan.peer(), "cancelled by a peer");
+                                cancelled.cancel();
+                                let _ = chan.close().await;
+                            }
+                        },
                         Err(e) => tracing::debug!(%from, "refused a connection: {e}"),
                     }
                 });
@@ -245,6 +255,7 @@ impl<C: Codec> ChildRuntime<C> {
         let chan: Channel<C> = peer.channel(greeting.into_transport(true)).await?;
         let exit = tokio::select! {
             () = chan.cancel_requested() => ChildExit::Cancelled,
+            () = cancelled.cancelled() => ChildExit::Cancelled,
             () = chan.closed() => ChildExit::ParentGone,
         };
         tracing::debug!(me = %uid, ?exit, "child stopping");

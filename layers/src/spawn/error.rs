@@ -104,7 +104,7 @@ impl fmt::Display for ChildFailure {
                 let why = why.strip_prefix(&prefix).unwrap_or(&why);
                 write!(f, " raised {prefix}{why}")
             }
-            FailureKind::Exited(status) => write!(f, " died unexpectedly ({status})"),
+            FailureKind::Exited(status) => write!(f, " exited unexpectedly ({status})"),
             FailureKind::NeverConnected { after, status } => match status {
                 Some(s) => write!(f, " exited before connecting back ({s})"),
                 None => write!(f, " did not connect back within {after:?}; killed"),
