@@ -648,6 +648,7 @@ async fn replay_child_role(scenario: &str) -> usize {
         let expected_regs = reg_conns.len();
         let at = format!("{scenario} {name}");
         let reg_at = at.clone();
+        let (child_done, child_returned) = tokio::sync::oneshot::channel::<()>();
         let serving = tokio::spawn(async move {
             let (mut n, mut played) = (0, 0);
             let mut subst = Subst::default();
@@ -665,7 +666,10 @@ async fn replay_child_role(scenario: &str) -> usize {
                 .await;
                 played += 1;
             }
-            // nothing more may come (child_killed: no unregister)
+            // nothing more may come (child_killed: no unregister). Checked
+            // once our child has returned, i.e. after every connection it
+            // makes: one would already be waiting in the backlog.
+            let _ = child_returned.await;
             let more = tokio::time::timeout(Duration::from_millis(50), registrar.accept()).await;
             (n, played, more.is_ok())
         });
@@ -723,6 +727,7 @@ async fn replay_child_role(scenario: &str) -> usize {
             .unwrap_or_else(|_| panic!("{at}: our child did not exit"))
             .unwrap()
             .unwrap();
+        let _ = child_done.send(());
         assert_eq!(
             exit,
             if killed {

@@ -192,7 +192,7 @@ async fn serve<C: Codec>(codec: C, args: &ServeArgs) -> Result<(), CliError> {
 
 /// Installs the SIGINT/SIGTERM handlers now; the future resolves on either.
 #[cfg(unix)]
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CliError> {
+pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CliError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -206,7 +206,7 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CliError> 
 
 /// Installs the Ctrl-C handler; the future resolves on it.
 #[cfg(not(unix))]
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CliError> {
+pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CliError> {
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
     })

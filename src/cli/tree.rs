@@ -157,9 +157,9 @@ async fn tree(
     children: Vec<Child>,
     calls: Vec<Call>,
 ) -> Result<ExitCode, CliError> {
-    // listening for Ctrl-C from the start: no child is spawned before it
-    // would be cancelled on SIGINT
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    // SIGINT/SIGTERM handlers first: no child is spawned that a signal
+    // would not tear down
+    let signalled = super::serve::shutdown_signal()?;
     let config = NurseryConfig {
         connect_timeout: Duration::from_secs_f64(args.connect_timeout.max(0.001)),
         ..NurseryConfig::default()
@@ -190,7 +190,7 @@ async fn tree(
     let outcome = tokio::select! {
         done = job => done,
         () = nursery.failed() => Err("a child failed".into()),
-        _ = sigint.recv() => Err("interrupted".into()),
+        () = signalled => Err("interrupted".into()),
     };
     let t0 = std::time::Instant::now();
     let closed = nursery.close().await;
