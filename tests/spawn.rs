@@ -615,3 +615,41 @@ async fn a_child_cancelled_by_another_peer_is_an_exit_nobody_asked_for() {
     assert_eq!(pids, [target.pid()]);
     bounded("close", nursery.close()).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_scope_reaps_its_children_and_raises_their_failures() {
+    let builder = || Nursery::builder("scipp_parent", MsgpackCodec::new());
+    // normal exit: the child started in the scope is cancelled and reaped
+    let (sum, pids) = builder()
+        .scope(|nursery| async move {
+            let portal = nursery.start_actor(scipp_child("scoped")).await?;
+            let sum: i64 = portal.rpc("scipp_peer", "add", &add(2, 3)).await.unwrap();
+            Ok::<_, NurseryError>((sum, nursery.all_pids()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(sum, 5);
+    assert_gone(&pids);
+
+    // a child that dies makes the scope fail, naming it, even though the
+    // body returned Ok
+    let (pids_tx, pids_rx) = std::sync::mpsc::channel();
+    let err = bounded(
+        "the scope",
+        builder().scope(|nursery| async move {
+            let portal = nursery.start_actor(scipp_child("doomed")).await?;
+            pids_tx.send(nursery.all_pids()).unwrap();
+            std::process::Command::new("kill")
+                .args(["-KILL", &portal.pid().to_string()])
+                .status()
+                .unwrap();
+            nursery.failed().await;
+            Ok::<_, NurseryError>(())
+        }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.failures().len(), 1, "{err}");
+    assert_eq!(err.failures()[0].name, "doomed");
+    assert_gone(&pids_rx.recv().unwrap());
+}

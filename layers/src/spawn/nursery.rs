@@ -149,6 +149,50 @@ impl<C: Codec> NurseryBuilder<C> {
         self
     }
 
+    /// Runs `body` with a nursery, tractor's `async with open_nursery()`:
+    /// when `body` ends (or fails), every child still running is
+    /// cancelled, waited for and reaped before this returns. `body`'s
+    /// error (any type a [`NurseryError`] converts into) wins; else the
+    /// failures of the children, if any.
+    ///
+    /// ```no_run
+    /// use scipp_layers::spawn::{ChildSpec, Nursery};
+    /// use scipp_codecs::msgpack::MsgpackCodec;
+    /// use std::collections::BTreeMap;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sum: i64 = Nursery::builder("parent", MsgpackCodec::new())
+    ///     .scope(|nursery| async move {
+    ///         let worker = nursery.start_actor(ChildSpec::program("w", "scipp", ["child"])).await?;
+    ///         let kwargs = BTreeMap::from([("a", 2), ("b", 3)]);
+    ///         Ok::<i64, Box<dyn std::error::Error>>(worker.rpc("scipp_peer", "add", &kwargs).await?)
+    ///     })
+    ///     .await?; // `w` is cancelled and reaped by now
+    /// assert_eq!(sum, 5);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`NurseryError::Listen`], `body`'s error, or the children's
+    /// failures ([`NurseryError::Failed`]), converted into `E`.
+    pub async fn scope<F, Fut, T, E>(self, body: F) -> Result<T, E>
+    where
+        F: FnOnce(Arc<Nursery<C>>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+        E: From<NurseryError>,
+    {
+        let nursery = Arc::new(self.open().await?);
+        // dropped early (the owner cancelled): the last Arc's Drop tears down
+        let out = body(nursery.clone()).await;
+        nursery.cancel().await;
+        let waited = nursery.wait().await;
+        let value = out?;
+        waited?;
+        Ok(value)
+    }
+
     /// Starts listening; the nursery is ready to spawn.
     ///
     /// # Errors
