@@ -17,7 +17,8 @@
 //! - [`Nursery`] is the parent: [`start_actor`](Nursery::start_actor)
 //!   returns a [`Portal`] (a [`Channel`](crate::peer::Channel) to the
 //!   child), [`run_in_actor`](Nursery::run_in_actor) returns a call's
-//!   result, [`close`](Nursery::close) tears everything down. One child
+//!   result, [`close`](Nursery::close) tears everything down
+//!   ([`NurseryBuilder::scope`] does it when a body ends). One child
 //!   failing cancels its siblings; no child process outlives the nursery.
 //! - [`ChildRuntime`] is the child, as a library: any Rust binary can be
 //!   spawned by a tractor or scipp parent (`scipp child` is one).
