@@ -653,3 +653,46 @@ async fn a_scope_reaps_its_children_and_raises_their_failures() {
     assert_eq!(err.failures()[0].name, "doomed");
     assert_gone(&pids_rx.recv().unwrap());
 }
+
+#[tokio::test]
+async fn run_in_actor_on_a_child_killed_mid_call_names_its_exit_status() {
+    let nursery = nursery().await;
+    let kwargs: BTreeMap<&str, f64> = [("secs", 3600.0)].into();
+    let (err, pids) = {
+        let call =
+            nursery.run_in_actor::<_, f64>(scipp_child("sleeper"), "scipp_child", "sleep", &kwargs);
+        tokio::pin!(call);
+        // once the call is under way (the child registered: it serves), kill it
+        let client = scipp::peer::Peer::new("scipp_client", MsgpackCodec::new());
+        let registry = RegistryClient::connect(&client, nursery.listen_addr())
+            .await
+            .unwrap();
+        bounded("the child to serve", async {
+            tokio::select! {
+                out = &mut call => panic!("run_in_actor ended early: {out:?}"),
+                found = registry.wait_for("sleeper") => { found.unwrap(); }
+            }
+        })
+        .await;
+        let pids = nursery.all_pids();
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pids[0].to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let err = bounded("run_in_actor", call).await.unwrap_err();
+        drop(registry);
+        (err, pids)
+    };
+    let [failure] = err.failures() else {
+        panic!("one failure expected: {err}")
+    };
+    assert_eq!(failure.name, "sleeper");
+    assert_eq!(
+        failure.exit_status().and_then(|s| s.signal()),
+        Some(9),
+        "{err}"
+    );
+    assert!(bounded("close", nursery.close()).await.is_err());
+    assert_gone(&pids);
+}

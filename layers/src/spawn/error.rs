@@ -28,6 +28,9 @@ pub enum FailureKind {
         /// The exit status, if it exited by itself before connecting.
         status: Option<ExitStatus>,
     },
+    /// Its channel closed while its process lived on; it was killed (the
+    /// status of that).
+    LinkLost(ExitStatus),
     /// It connected back, but the spawn handshake failed.
     Handshake(String),
     /// Its process could not be started.
@@ -39,6 +42,7 @@ impl Clone for FailureKind {
         match self {
             FailureKind::Remote(r) => FailureKind::Remote(r.clone()),
             FailureKind::Exited(s) => FailureKind::Exited(*s),
+            FailureKind::LinkLost(s) => FailureKind::LinkLost(*s),
             FailureKind::NeverConnected { after, status } => FailureKind::NeverConnected {
                 after: *after,
                 status: *status,
@@ -105,6 +109,9 @@ impl fmt::Display for ChildFailure {
                 write!(f, " raised {prefix}{why}")
             }
             FailureKind::Exited(status) => write!(f, " exited unexpectedly ({status})"),
+            FailureKind::LinkLost(status) => {
+                write!(f, " lost its link to us while running; killed ({status})")
+            }
             FailureKind::NeverConnected { after, status } => match status {
                 Some(s) => write!(f, " exited before connecting back ({s})"),
                 None => write!(f, " did not connect back within {after:?}; killed"),

@@ -532,60 +532,61 @@ impl<C: Codec> Nursery<C> {
         let portal = self.start_actor(spec).await?;
         let out = portal.rpc::<K, R>(ns, func, kwargs).await;
         let sup = &self.inner.supervision;
+        let state = &portal.state;
+        let named = |kind| ChildFailure {
+            name: state.name.clone(),
+            uid: state.uid.clone(),
+            pid: Some(state.pid),
+            kind,
+        };
         match out {
             Ok(value) => {
                 portal.cancel_actor().await;
                 Ok(value)
             }
-            Err(e) if portal.state.stopping.load(Ordering::SeqCst) || sup.failed.is_cancelled() => {
-                // stopped by the nursery: a sibling failed, or we close
-                tracing::debug!(child = %portal.state.name, "run_in_actor ended by a cancel: {e}");
-                portal.state.exited().await;
-                Err(NurseryError::Cancelled {
-                    name: portal.state.name.clone(),
-                    cause: sup.summary(),
-                })
-            }
-            Err(ContextError::Remote(remote)) => {
-                let failure = ChildFailure {
-                    name: portal.state.name.clone(),
-                    uid: portal.state.uid.clone(),
-                    pid: Some(portal.state.pid),
-                    kind: FailureKind::Remote(remote),
-                };
+            // its own error, even if a sibling failed at the same moment
+            Err(ContextError::Remote(remote)) if !remote.is_cancelled() => {
+                let failure = named(FailureKind::Remote(remote));
                 let err = NurseryError::Failed(Failures(vec![failure.clone()]));
-                portal.state.stopping.store(true, Ordering::SeqCst);
+                state.stopping.store(true, Ordering::SeqCst);
                 sup.fail(failure);
                 portal.cancel_actor().await;
                 Err(err)
             }
+            Err(e) if state.stopping.load(Ordering::SeqCst) || sup.failed.is_cancelled() => {
+                // stopped by the nursery: a sibling failed, or we close;
+                // or this child's own death (its monitor was first)
+                tracing::debug!(child = %state.name, "run_in_actor ended by a cancel: {e}");
+                state.exited().await;
+                if let Some(own) = sup.failure_of(&state.uid) {
+                    return Err(NurseryError::Failed(Failures(vec![own])));
+                }
+                Err(NurseryError::Cancelled {
+                    name: state.name.clone(),
+                    cause: sup.summary(),
+                })
+            }
             Err(ContextError::TransportClosed { .. }) => {
-                // the process died under the call: its monitor reports it
                 let bound = self.inner.config.exit_timeout;
-                match tokio::time::timeout(bound, portal.state.exited()).await {
-                    Ok(status) if !portal.state.stopping.load(Ordering::SeqCst) => {
-                        Err(NurseryError::Failed(Failures(vec![ChildFailure {
-                            name: portal.state.name.clone(),
-                            uid: portal.state.uid.clone(),
-                            pid: Some(portal.state.pid),
-                            kind: FailureKind::Exited(status),
-                        }])))
-                    }
-                    _ => {
+                match tokio::time::timeout(bound, state.exited()).await {
+                    // the process died under the call: its monitor has
+                    // reported it and cancelled the siblings
+                    Ok(status) => Err(NurseryError::Failed(Failures(vec![named(
+                        FailureKind::Exited(status),
+                    )]))),
+                    Err(_) => {
+                        // the link is gone but the process lives on
                         let status = portal.cancel_actor().await;
-                        Err(NurseryError::Failed(Failures(vec![ChildFailure {
-                            name: portal.state.name.clone(),
-                            uid: portal.state.uid.clone(),
-                            pid: Some(portal.state.pid),
-                            kind: FailureKind::Exited(status),
-                        }])))
+                        let failure = named(FailureKind::LinkLost(status));
+                        sup.fail(failure.clone());
+                        Err(NurseryError::Failed(Failures(vec![failure])))
                     }
                 }
             }
             Err(source) => {
                 portal.cancel_actor().await;
                 Err(NurseryError::Call {
-                    name: portal.state.name.clone(),
+                    name: state.name.clone(),
                     source,
                 })
             }

@@ -42,6 +42,12 @@ impl Supervision {
         std::mem::take(&mut *self.failures.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// The failure recorded for child `uid`, if any.
+    pub(crate) fn failure_of(&self, uid: &Uid) -> Option<ChildFailure> {
+        let list = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        list.iter().find(|f| f.uid == *uid).cloned()
+    }
+
     /// A description of the failures so far (for errors of other children).
     pub(crate) fn summary(&self) -> Failures {
         let list = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
