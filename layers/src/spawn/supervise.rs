@@ -60,7 +60,7 @@ pub(crate) struct ChildState<C> {
     pub(crate) name: String,
     pub(crate) uid: Uid,
     pub(crate) pid: u32,
-    /// Set before the nursery stops it: its exit is then no failure.
+    /// Set before the nursery stops it: a clean exit is then no failure.
     pub(crate) stopping: AtomicBool,
     /// Set by the first [`stop`](Self::stop): later ones only wait.
     pub(crate) stop_started: AtomicBool,
@@ -116,8 +116,8 @@ impl<C: Codec> ChildState<C> {
     }
 }
 
-/// Waits for the process, kills it on request, publishes its exit, and
-/// reports an exit nobody asked for.
+/// Waits for the process, kills it on request, reports an exit nobody
+/// asked for, and publishes the exit.
 pub(crate) async fn monitor<C: Codec>(
     mut process: tokio::process::Child,
     state: Arc<ChildState<C>>,
@@ -142,17 +142,12 @@ pub(crate) async fn monitor<C: Codec>(
         }
     };
     tracing::debug!(child = %state.name, pid = state.pid, %status, "child process ended");
-    let _ = exit_tx.send(Some(status));
-    if let Some(registrar) = &supervision.registrar {
-        if registrar.unregister(&state.uid) {
-            tracing::debug!(child = %state.uid, "removed the dead child's registry entry");
-        }
-    }
     // Before it connected back, `start_actor` reports its failure. After:
     // any exit nobody asked for is a failure, and so is a death by signal
     // or a non-zero status even while being stopped, unless we killed it
     // (a sibling killed at the same moment is a failure too, not a
-    // cancelled child).
+    // cancelled child). Recorded before the exit is published, so whoever
+    // waits for the exit finds the failure.
     let connected = state.channel.get().is_some();
     let asked = state.stopping.load(Ordering::SeqCst);
     let killed_by_us = state.kill.is_cancelled();
@@ -164,6 +159,12 @@ pub(crate) async fn monitor<C: Codec>(
             kind: FailureKind::Exited(status),
         });
     }
+    if let Some(registrar) = &supervision.registrar {
+        if registrar.unregister(&state.uid) {
+            tracing::debug!(child = %state.uid, "removed the dead child's registry entry");
+        }
+    }
+    let _ = exit_tx.send(Some(status));
 }
 
 /// The status of a process whose exit could not be learned.
