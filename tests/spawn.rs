@@ -696,3 +696,50 @@ async fn run_in_actor_on_a_child_killed_mid_call_names_its_exit_status() {
     assert!(bounded("close", nursery.close()).await.is_err());
     assert_gone(&pids);
 }
+
+#[tokio::test]
+async fn a_child_gets_the_environment_it_was_given() {
+    let nursery = nursery_with(NurseryConfig {
+        connect_timeout: Duration::from_millis(300),
+        ..NurseryConfig::default()
+    })
+    .await;
+    // exits 3 at once without SCIPP_TEST_ENV=yes, else stalls (and is
+    // killed at the connect timeout)
+    let script = r#"[ "$SCIPP_TEST_ENV" = yes ] || exit 3; exec sleep 3600"#;
+    let probe = |name: &str| ChildSpec::program(name, "sh", ["-c", script, "sh"]);
+    let without = bounded("start_actor", nursery.start_actor(probe("without")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        without.failures()[0].exit_status().and_then(|s| s.code()),
+        Some(3),
+        "{without}"
+    );
+    let nursery = {
+        let pids = nursery.all_pids();
+        let _ = nursery.close().await;
+        assert_gone(&pids);
+        nursery_with(NurseryConfig {
+            connect_timeout: Duration::from_millis(300),
+            ..NurseryConfig::default()
+        })
+        .await
+    };
+    let with = bounded(
+        "start_actor",
+        nursery.start_actor(probe("with").env("SCIPP_TEST_ENV", "yes")),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            with.failures()[0].kind,
+            FailureKind::NeverConnected { status: None, .. }
+        ),
+        "{with}"
+    );
+    let pids = nursery.all_pids();
+    let _ = nursery.close().await;
+    assert_gone(&pids);
+}

@@ -37,6 +37,7 @@ pub struct ChildSpec {
     pub(crate) modules: Vec<(String, String)>,
     pub(crate) loglevel: Option<String>,
     pub(crate) asyncio: bool,
+    pub(crate) env: Vec<(OsString, OsString)>,
 }
 
 impl ChildSpec {
@@ -76,6 +77,7 @@ impl ChildSpec {
             modules: Vec::new(),
             loglevel: Some("ERROR".into()),
             asyncio: false,
+            env: Vec::new(),
         }
     }
 
@@ -95,6 +97,13 @@ impl ChildSpec {
     /// `--asyncio`: run the (tractor) child's trio as a guest of asyncio.
     pub fn asyncio(mut self, yes: bool) -> Self {
         self.asyncio = yes;
+        self
+    }
+
+    /// Sets an environment variable for the child (e.g. `PYTHONPATH` for
+    /// a tractor child); the rest of the parent's environment is inherited.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
         self
     }
 

@@ -396,7 +396,11 @@ impl<C: Codec> Nursery<C> {
         let (program, mut args) = spec.program_and_args();
         args.extend(argv.into_iter().map(Into::into));
         let mut command = tokio::process::Command::new(&program);
-        command.args(&args).stdin(Stdio::null()).kill_on_drop(true);
+        command
+            .args(&args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
         #[cfg(unix)]
         if inner.config.own_process_group {
             command.process_group(0);
