@@ -743,3 +743,40 @@ async fn a_child_gets_the_environment_it_was_given() {
     let _ = nursery.close().await;
     assert_gone(&pids);
 }
+
+#[tokio::test]
+async fn a_wildcard_nursery_and_its_children_register_reachable_addresses() {
+    let nursery = nursery_with(NurseryConfig {
+        listen: "0.0.0.0:0".parse().unwrap(),
+        ..NurseryConfig::default()
+    })
+    .await;
+    let scipp::msg::Addr::Tcp { host, .. } = nursery.listen_addr() else {
+        panic!("TCP expected")
+    };
+    assert_eq!(host, "127.0.0.1", "children connect back over loopback");
+    let portal = bounded("start_actor", nursery.start_actor(scipp_child("wide")))
+        .await
+        .unwrap();
+    let sum: i64 = portal.rpc("scipp_peer", "add", &add(1, 2)).await.unwrap();
+    assert_eq!(sum, 3);
+    // the child listens on all interfaces (as its parent) but registers an
+    // address others can reach, and answers there
+    let client = scipp::peer::Peer::new("scipp_client", MsgpackCodec::new());
+    let registry = RegistryClient::connect(&client, nursery.listen_addr())
+        .await
+        .unwrap();
+    let found = bounded("find_actor", registry.find("wide")).await.unwrap();
+    let scipp::msg::Addr::Tcp { host, port } = &found[0] else {
+        panic!("TCP expected")
+    };
+    assert_eq!(host, "127.0.0.1");
+    assert_ne!(*port, 0);
+    let direct = client.connect_addr(&found[0]).await.unwrap();
+    let sum: i64 = direct.rpc("scipp_peer", "add", &add(2, 2)).await.unwrap();
+    assert_eq!(sum, 4);
+    drop((direct, registry));
+    let pids = nursery.all_pids();
+    bounded("close", nursery.close()).await.unwrap();
+    assert_gone(&pids);
+}

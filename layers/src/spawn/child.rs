@@ -86,6 +86,9 @@ pub struct ChildRuntime<C> {
     endpoints: Endpoints<C>,
     config: Config,
     enabled_only: bool,
+    /// The host to register when bound to a wildcard address: ours on the
+    /// connection to the parent (known for TCP).
+    advertise: Option<std::net::IpAddr>,
 }
 
 impl<C: Codec> ChildRuntime<C> {
@@ -97,6 +100,7 @@ impl<C: Codec> ChildRuntime<C> {
             endpoints: Endpoints::new(),
             config: Config::default(),
             enabled_only: true,
+            advertise: None,
         }
     }
 
@@ -148,7 +152,8 @@ impl<C: Codec> ChildRuntime<C> {
                     .await
                     .map_err(connect_err)?;
                 tcp.set_nodelay(true).map_err(connect_err)?;
-                self.run_on(tcp).await
+                let advertise = tcp.local_addr().ok().map(|a| a.ip());
+                ChildRuntime { advertise, ..self }.run_on(tcp).await
             }
             #[cfg(unix)]
             Addr::Uds { dir, file } => {
@@ -206,7 +211,7 @@ impl<C: Codec> ChildRuntime<C> {
             .config(self.config);
 
         // 2. listen where told, and register that address
-        let (listener, bound) = listen(&spec).await?;
+        let (listener, bound) = listen(&spec, self.advertise).await?;
         let served = peer.clone();
         // `self.cancel` from any peer stops the actor, as in tractor
         let cancelled = tokio_util::sync::CancellationToken::new();
@@ -280,8 +285,13 @@ impl<C: Codec> ChildRuntime<C> {
 }
 
 /// Binds the first `bind_addrs` address (default `127.0.0.1:0`); the
-/// listener and the address it really has.
-async fn listen(spec: &SpawnSpec) -> Result<(TcpListener, Addr), ChildError> {
+/// listener and the address to register: the port it really has, and for
+/// a wildcard host (`0.0.0.0`, `::`) one that others can reach, `advertise`
+/// (else loopback).
+async fn listen(
+    spec: &SpawnSpec,
+    advertise: Option<std::net::IpAddr>,
+) -> Result<(TcpListener, Addr), ChildError> {
     let want = spec
         .bind_addrs
         .as_ref()
@@ -304,10 +314,22 @@ async fn listen(spec: &SpawnSpec) -> Result<(TcpListener, Addr), ChildError> {
         .await
         .map_err(bind_err)?;
     let local = listener.local_addr().map_err(bind_err)?;
+    let host = if local.ip().is_unspecified() {
+        let loopback = match local.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        };
+        advertise
+            .filter(|ip| !ip.is_unspecified())
+            .unwrap_or(loopback)
+            .to_string()
+    } else {
+        host.clone()
+    };
     Ok((
         listener,
         Addr::Tcp {
-            host: host.clone(),
+            host,
             port: local.port(),
         },
     ))

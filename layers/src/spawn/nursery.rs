@@ -40,6 +40,8 @@ struct Inner<C: Codec> {
     codec: C,
     config: NurseryConfig,
     listen: Addr,
+    /// The host children bind to (`bind_addrs`), port 0.
+    bind_host: String,
     reg_addr: Addr,
     pending: Mutex<HashMap<String, oneshot::Sender<Arrival>>>,
     children: Mutex<Vec<Arc<ChildState<C>>>>,
@@ -208,10 +210,18 @@ impl<C: Codec> NurseryBuilder<C> {
             .await
             .map_err(NurseryError::Listen)?;
         let local = listener.local_addr().map_err(NurseryError::Listen)?;
+        // children are local: a wildcard listener is reached over loopback
+        let reachable = match local.ip() {
+            ip if !ip.is_unspecified() => ip,
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        };
         let listen = Addr::Tcp {
-            host: local.ip().to_string(),
+            host: reachable.to_string(),
             port: local.port(),
         };
+        // children listen where their parent does (all interfaces, say)
+        let bind_host = local.ip().to_string();
         let own_registrar = config.registrar.is_none();
         let registrar = own_registrar.then(Registrar::new);
         if let Some(registrar) = &registrar {
@@ -226,6 +236,7 @@ impl<C: Codec> NurseryBuilder<C> {
             peer,
             codec,
             listen,
+            bind_host,
             reg_addr,
             config,
             pending: Mutex::new(HashMap::new()),
@@ -315,7 +326,8 @@ impl<C: Codec> Nursery<C> {
         self.inner.peer.uid()
     }
 
-    /// Where children connect back (`--parent_addr`).
+    /// Where children connect back (`--parent_addr`): the listen address,
+    /// with a wildcard host replaced by loopback.
     pub fn listen_addr(&self) -> &Addr {
         &self.inner.listen
     }
@@ -475,7 +487,10 @@ impl<C: Codec> Nursery<C> {
             registry_addrs: vec![inner.reg_addr.clone()],
             enable_modules: modules,
             reg_addrs: vec![inner.reg_addr.clone()],
-            bind_addrs: vec![bind_addr(&inner.listen)],
+            bind_addrs: vec![Addr::Tcp {
+                host: inner.bind_host.clone(),
+                port: 0,
+            }],
         };
         let handshake = async {
             greeting
@@ -707,16 +722,5 @@ impl Drop for PendingSlot<'_> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(self.uuid);
-    }
-}
-
-/// The address a child should listen on: the parent's host, any port.
-fn bind_addr(listen: &Addr) -> Addr {
-    match listen {
-        Addr::Tcp { host, .. } => Addr::Tcp {
-            host: host.clone(),
-            port: 0,
-        },
-        other => other.clone(),
     }
 }
