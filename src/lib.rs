@@ -62,7 +62,7 @@ pub use scipp_codecs::{
 pub use scipp_layers::tls;
 pub use scipp_layers::{
     authorize, channel, codec, context, examples, framing, msg_type, new_uuid, payload, peer,
-    policy, registry, relay, route, stack, BoxError, Inbound, MsgTypeError,
+    policy, registry, relay, route, spawn, stack, BoxError, Inbound, MsgTypeError,
 };
 
 pub mod sample;

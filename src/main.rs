@@ -27,6 +27,12 @@ enum Command {
     Call(cli::call::CallArgs),
     /// A transparent proxy that prints every frame between two peers.
     Tap(cli::tap::TapArgs),
+    /// Be a child actor spawned by a tractor or scipp parent (tractor's
+    /// `_child` flags), serving the example endpoints.
+    Child(cli::child::ChildCliArgs),
+    /// Spawn and supervise a tree of tractor and scipp children, call
+    /// them, print each outcome, tear the tree down (exit 1 if any failed).
+    Tree(cli::tree::TreeArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +45,8 @@ fn main() -> ExitCode {
         Command::Serve(a) => cli::serve::run(a),
         Command::Call(a) => cli::call::run(a),
         Command::Tap(a) => cli::tap::run(a),
+        Command::Child(a) => cli::child::run(a),
+        Command::Tree(a) => return report(cli::tree::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,6 +55,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A subcommand that picks its own exit code.
+fn report(result: Result<ExitCode, cli::CliError>) -> ExitCode {
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 /// Logs to stderr; `SCIPP_LOG` picks the level (default `warn`).

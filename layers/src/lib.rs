@@ -73,6 +73,7 @@ pub mod registry;
 pub mod relay;
 pub mod route;
 pub mod server;
+pub mod spawn;
 pub mod stack;
 #[cfg(feature = "tls")]
 pub mod tls;

@@ -134,7 +134,7 @@ async fn tour() -> Result<(), CliError> {
     let rows = super::codecs::builtin(std::time::Duration::from_millis(40))?;
     super::codecs::print_table(&rows);
     out!("\n   Your own payloads: scipp codecs --payloads FILE.jsonl");
-    Ok(())
+    supervised_tree().await
 }
 
 /// Section 2: the same bad `Yield` under each receive policy, through the
@@ -409,5 +409,83 @@ async fn cancel_and_errors() -> Result<(), CliError> {
         other => return Err(format!("expected a remote error, got {other:?}").into()),
     }
     out!();
+    Ok(())
+}
+
+/// Section 7: an actor tree. This binary spawns two `scipp child`
+/// processes in a nursery; one fails, its sibling is cancelled, both are
+/// reaped.
+async fn supervised_tree() -> Result<(), CliError> {
+    use scipp::spawn::Nursery;
+    use std::collections::BTreeMap;
+    use std::time::Instant;
+
+    out!("\n7. A supervised actor tree: two `scipp child` processes in a nursery\n");
+    let nursery = Nursery::builder("scipp_demo", MsgpackCodec::new())
+        .open()
+        .await?;
+    let t0 = Instant::now();
+    let steady = nursery.start_actor(super::child::spec("steady")?).await?;
+    let spawned = t0.elapsed();
+    let sum: i64 = steady
+        .rpc("scipp_peer", "add", &BTreeMap::from([("a", 2), ("b", 3)]))
+        .await?;
+    out!(
+        "   started `steady` (pid {}) in {:.1} ms: spawn, connect back, SpawnSpec, register; add(2, 3) = {sum}",
+        steady.pid(),
+        spawned.as_secs_f64() * 1e3
+    );
+    let busy = {
+        let steady = steady.clone();
+        tokio::spawn(async move {
+            let kwargs = BTreeMap::from([("secs", 3600.0)]);
+            steady.rpc::<_, f64>("scipp_child", "sleep", &kwargs).await
+        })
+    };
+    let t1 = Instant::now();
+    let failed = nursery
+        .run_in_actor::<_, ()>(
+            super::child::spec("failing")?,
+            "scipp_child",
+            "fails",
+            &BTreeMap::<String, ()>::new(),
+        )
+        .await;
+    let failed_after = t1.elapsed();
+    let t_failed = Instant::now();
+    let status = steady.exited().await;
+    let sibling_gone = t_failed.elapsed();
+    let sleeping = busy.await?;
+    out!(
+        "   `failing` was spawned and raised within {:.1} ms; one cancels all: `steady`'s call ended ({}),",
+        failed_after.as_secs_f64() * 1e3,
+        if sleeping.is_err() { "cancelled" } else { "returned?!" },
+    );
+    out!(
+        "   and `steady` exited ({status}) {:.1} ms after the error reached us",
+        sibling_gone.as_secs_f64() * 1e3
+    );
+    if let Err(e) = failed {
+        out!("   the nursery's error, naming the child:");
+        for line in e.to_string().lines() {
+            out!("     | {line}");
+        }
+    }
+    let pids = nursery.all_pids();
+    let t2 = Instant::now();
+    let closed = nursery.close().await;
+    let left = pids
+        .iter()
+        .filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        .count();
+    out!(
+        "   closed in {:.1} ms ({}); child processes left: {left} of {}",
+        t2.elapsed().as_secs_f64() * 1e3,
+        match &closed {
+            Ok(()) => "no failure".to_owned(),
+            Err(e) => format!("{} failure(s) reported", e.failures().len()),
+        },
+        pids.len()
+    );
     Ok(())
 }

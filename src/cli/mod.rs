@@ -12,6 +12,7 @@ macro_rules! out {
 }
 
 pub(crate) mod call;
+pub(crate) mod child;
 pub(crate) mod codecs;
 pub(crate) mod decode;
 pub(crate) mod demo;
@@ -19,6 +20,7 @@ pub(crate) mod render;
 pub(crate) mod serve;
 pub(crate) mod tap;
 pub(crate) mod tls;
+pub(crate) mod tree;
 
 /// Any error a subcommand reports to the user.
 pub(crate) type CliError = Box<dyn std::error::Error + Send + Sync>;

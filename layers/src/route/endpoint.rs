@@ -248,4 +248,20 @@ impl<C: Codec> Endpoints<C> {
         });
         self.service(ns, func, FuncType::AsyncFunc, PldSpec::any(), svc)
     }
+
+    /// Keeps only the endpoints whose namespace passes `keep` (a spawned
+    /// child serves only the modules its parent enabled, as tractor's
+    /// `enable_modules` does).
+    ///
+    /// ```
+    /// use scipp_layers::{examples, route::Endpoints};
+    /// use scipp_codecs::msgpack::MsgpackCodec;
+    /// let mut endpoints: Endpoints<MsgpackCodec> = examples::scipp_peer();
+    /// endpoints.retain_namespaces(|ns| ns == "other");
+    /// assert!(!endpoints.contains("scipp_peer", "add"));
+    /// ```
+    pub fn retain_namespaces(&mut self, mut keep: impl FnMut(&str) -> bool) -> &mut Self {
+        self.map.retain(|(ns, _), _| keep(ns));
+        self
+    }
 }
