@@ -647,3 +647,95 @@ fn serve_with_an_unreachable_registry_fails_with_a_clear_error() {
     assert!(err.contains("registry 127.0.0.1:1"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn serve_allow_refuses_other_endpoints_and_untrusted_cancels() {
+    let server = spawn_listening(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--allow",
+        "scipp_peer:add",
+        "--trust",
+        "operator",
+    ]);
+    let addr = server.1.clone();
+    let add = call(
+        &addr,
+        &["scipp_peer:add", "--rpc", "--kwargs", r#"{"a":2,"b":3}"#],
+    );
+    assert!(add.status.success(), "{}", stderr(&add));
+    assert_eq!(stdout(&add).trim(), "return: 5");
+
+    let echo = call(&addr, &["scipp_peer:echo", "--kwargs", r#"{"first":1}"#]);
+    assert_eq!(echo.status.code(), Some(1));
+    let err = stderr(&echo);
+    assert!(err.contains("PermissionError"), "{err}");
+    assert!(err.contains("may not call `scipp_peer:echo`"), "{err}");
+
+    // the server still serves after the refusal
+    let again = call(
+        &addr,
+        &["scipp_peer:add", "--rpc", "--kwargs", r#"{"a":1,"b":1}"#],
+    );
+    assert_eq!(stdout(&again).trim(), "return: 2");
+
+    // an actor cancel: refused from `scipp_call`, taken from `operator`
+    let refused = call(&addr, &["self:cancel", "--rpc"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("may not cancel this actor"),
+        "{}",
+        stderr(&refused)
+    );
+    // (`call --rpc` expects a Return and says so on the CancelAck: what
+    // matters is that the server took the cancel and exits)
+    let taken = call(&addr, &["self:cancel", "--rpc", "--name", "operator"]);
+    assert!(
+        !stderr(&taken).contains("PermissionError"),
+        "{}",
+        stderr(&taken)
+    );
+    loop {
+        match server.2.recv_timeout(std::time::Duration::from_secs(10)) {
+            Ok(_) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break, // exited
+            Err(e) => panic!(
+                "the server did not exit after a trusted cancel: {e}; status {:?}; call said {}",
+                server.0.as_ref().map(|c| c.id()),
+                stderr(&taken)
+            ),
+        }
+    }
+    server.finish();
+}
+
+#[test]
+fn serve_policy_decides_what_a_bad_item_from_the_caller_does() {
+    // `echo_int` takes ints: the caller streams a string first, then 7
+    let args = [
+        "scipp_peer:echo_int",
+        "--send",
+        r#""not-an-int""#,
+        "--send",
+        "7",
+    ];
+
+    // ignore: the server drops the bad item and echoes the rest
+    let lenient = spawn_listening(&["serve", "--listen", "127.0.0.1:0", "--policy", "ignore"]);
+    let out = call(&lenient.1, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "started: 0\nreceived: 7\nreturn: 1\n");
+    lenient.finish();
+
+    // deliver (the default): the endpoint's receive fails, the caller gets
+    // the boxed MsgTypeError
+    let strict = spawn_listening(&["serve", "--listen", "127.0.0.1:0"]);
+    let out = call(&strict.1, &args);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains("MsgTypeError"), "{}", stderr(&out));
+    strict.finish();
+
+    let bad = scipp(&["serve", "--listen", "127.0.0.1:0", "--policy", "lenient"]);
+    assert_eq!(bad.status.code(), Some(2), "clap rejects an unknown policy");
+}

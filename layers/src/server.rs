@@ -725,14 +725,17 @@ async fn serve_channel<C: Codec>(chan: Channel<C>, from: &str, state: &State, ad
     let mut cancel_seen = false;
     loop {
         tokio::select! {
-            () = chan.closed() => {
-                tracing::info!("{who} disconnected");
-                return;
-            }
+            // first: a peer that cancels us and hangs up at once (it has its
+            // CancelAck) closes the channel too, and the cancel must count
+            biased;
             () = chan.cancel_requested(), if !cancel_seen => {
                 tracing::info!("{who} asked us to cancel (self.cancel)");
                 state.cancel_requested.cancel();
                 cancel_seen = true;
+            }
+            () = chan.closed() => {
+                tracing::info!("{who} disconnected");
+                return;
             }
             () = state.stop.cancelled() => break,
         }

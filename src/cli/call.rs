@@ -43,6 +43,9 @@ pub(crate) struct CallArgs {
     registry: Option<String>,
     #[command(flatten)]
     tls: super::tls::TlsArgs,
+    /// What to do with an invalid message from the peer.
+    #[arg(long, value_enum, default_value = "deliver")]
+    policy: super::policy::PolicyName,
 }
 
 pub(crate) fn run(args: CallArgs) -> Result<(), CliError> {
@@ -204,7 +207,7 @@ async fn call<C: Codec>(
     let out = Out { json: args.json };
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(args.timeout.max(0.001));
     let timed_out = || -> CliError { format!("timed out after {} s", args.timeout).into() };
-    let peer = Peer::new(&args.name, codec);
+    let peer = Peer::new(&args.name, codec).policy(args.policy);
     let tls = args.tls.connector()?;
     let reach = async {
         match &args.registry {

@@ -16,6 +16,7 @@ pub(crate) mod child;
 pub(crate) mod codecs;
 pub(crate) mod decode;
 pub(crate) mod demo;
+pub(crate) mod policy;
 pub(crate) mod render;
 pub(crate) mod serve;
 pub(crate) mod tap;

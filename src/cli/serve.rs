@@ -70,6 +70,18 @@ pub(crate) struct ServeArgs {
     /// Default: the file limit (`ulimit -n`) minus 64.
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// What to do with an invalid message from a peer.
+    #[arg(long, value_enum, default_value = "deliver")]
+    policy: super::policy::PolicyName,
+    /// Let peers call only this endpoint, `NS:FUNC` (or `NS:*`); repeat
+    /// for more. Refused calls get a `PermissionError`. Default: all. A
+    /// registrar needs `--allow 'self:*'` for the registry RPCs.
+    #[arg(long = "allow", value_name = "NS:FUNC")]
+    allow: Vec<String>,
+    /// With `--allow`: the peer named NAME may cancel this actor
+    /// (`self.cancel`); repeat for more. Others are refused.
+    #[arg(long = "trust", value_name = "NAME")]
+    trust: Vec<String>,
 }
 
 /// `--overrun`.
@@ -128,10 +140,14 @@ async fn serve<C: Codec>(codec: C, args: &ServeArgs) -> Result<(), CliError> {
     if let Some(registrar) = &registrar {
         registrar.install(&mut endpoints);
     }
-    let peer = Peer::new(&args.name, codec)
+    let mut peer = Peer::new(&args.name, codec)
         .endpoints(endpoints)
         .config(args.config()?)
-        .is_registrar(args.registrar);
+        .is_registrar(args.registrar)
+        .policy(args.policy);
+    if let Some(rules) = super::policy::authorization(&args.allow, &args.trust)? {
+        peer = peer.inbound_message_layer(rules);
+    }
     let mut config = ServeConfig::default();
     if let Some(n) = args.max_connections {
         config.max_connections = n.max(1);

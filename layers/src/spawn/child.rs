@@ -236,12 +236,15 @@ impl<C: Codec> ChildRuntime<C> {
                 conns.spawn(async move {
                     match peer.accept(tcp).await {
                         Ok(chan) => tokio::select! {
-                            () = chan.closed() => {}
+                            // a canceller that hangs up at once closes the
+                            // channel too: the cancel must win
+                            biased;
                             () = chan.cancel_requested() => {
                                 tracing::debug!(peer = %chan.peer(), "cancelled by a peer");
                                 cancelled.cancel();
                                 let _ = chan.close().await;
                             }
+                            () = chan.closed() => {}
                         },
                         Err(e) => tracing::debug!(%from, "refused a connection: {e}"),
                     }
@@ -259,6 +262,7 @@ impl<C: Codec> ChildRuntime<C> {
         // 3. serve the parent link until cancelled or orphaned
         let chan: Channel<C> = peer.channel(greeting.into_transport(true)).await?;
         let exit = tokio::select! {
+            biased;
             () = chan.cancel_requested() => ChildExit::Cancelled,
             () = cancelled.cancelled() => ChildExit::Cancelled,
             () = chan.closed() => ChildExit::ParentGone,
