@@ -10,6 +10,10 @@
 //!   concern: [`framing`], [`codec`], [`msg_type`], [`payload`],
 //!   [`policy`], and [`channel`] to run it on a transport.
 //!
+//! Everyday code needs one import, [`prelude`]: peers, channels,
+//! endpoints, contexts and their errors, with the [`DefaultCodec`]
+//! (tractor's msgpack) filled in wherever a codec type would go.
+//!
 //! # Example: a real tractor frame off a real socket
 //!
 //! ```
@@ -62,9 +66,10 @@ pub use scipp_codecs::{
 pub use scipp_layers::tls;
 pub use scipp_layers::{
     authorize, channel, codec, context, examples, framing, msg_type, new_uuid, payload, peer,
-    policy, registry, relay, route, spawn, stack, BoxError, Inbound, MsgTypeError,
+    policy, registry, relay, route, spawn, stack, BoxError, DefaultCodec, Inbound, MsgTypeError,
 };
 
+pub mod prelude;
 pub mod sample;
 
 /// The README's code, compiled and run as a doc test.

@@ -83,6 +83,31 @@ pub use inbound::Inbound;
 pub use payload::MsgTypeError;
 pub use uuid::new_uuid;
 
+/// The codec every generic type of the stack ([`Peer`](peer::Peer),
+/// [`Channel`](peer::Channel), [`Endpoints`](route::Endpoints),
+/// [`ChildContext`](context::ChildContext), ...) uses when none is named:
+/// tractor's msgpack, byte for byte. [`Peer::named`](peer::Peer::named)
+/// makes a peer with it; `Peer::new(name, codec)` takes any other.
+///
+/// ```
+/// use scipp_layers::context::{ChildContext, NoKwargs};
+/// use scipp_layers::{payload::PldSpec, peer::Peer, route::Endpoints, BoxError};
+///
+/// // no codec named anywhere: these are all msgpack
+/// async fn ready(mut ctx: ChildContext, _: NoKwargs) -> Result<u64, BoxError> {
+///     ctx.started("ready").await?;
+///     Ok(0)
+/// }
+/// fn endpoints() -> Endpoints {
+///     let mut endpoints = Endpoints::new();
+///     endpoints.context("demo", "ready", PldSpec::any(), ready);
+///     endpoints
+/// }
+/// let server: Peer = Peer::named("server").endpoints(endpoints());
+/// # drop(server);
+/// ```
+pub type DefaultCodec = scipp_codecs::msgpack::MsgpackCodec;
+
 /// The error type of the stack's services.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

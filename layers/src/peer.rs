@@ -136,13 +136,28 @@ impl Default for Config {
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct Peer<C> {
+pub struct Peer<C = crate::DefaultCodec> {
     aid: Aid,
     codec: C,
     endpoints: Arc<Endpoints<C>>,
     config: Config,
     layers: UserLayers,
     policy: ReceivePolicy,
+}
+
+impl Peer {
+    /// A peer named `name` speaking the [`DefaultCodec`](crate::DefaultCodec)
+    /// (tractor's msgpack), with a fresh uuid, no endpoints, default config:
+    /// [`Peer::new`] with `MsgpackCodec::new()`.
+    ///
+    /// ```
+    /// use scipp_layers::peer::Peer;
+    /// let peer = Peer::named("server");
+    /// assert_eq!(peer.aid_ref().name, "server");
+    /// ```
+    pub fn named(name: &str) -> Self {
+        Peer::new(name, crate::DefaultCodec::new())
+    }
 }
 
 impl<C: Codec> Peer<C> {
@@ -571,7 +586,7 @@ where
 /// background. [`close`](Channel::close) does the same and waits for those
 /// writes, which matters before a process exits.
 #[derive(Clone)]
-pub struct Channel<C> {
+pub struct Channel<C = crate::DefaultCodec> {
     inner: Arc<ChannelInner<C>>,
 }
 

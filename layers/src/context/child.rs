@@ -55,7 +55,7 @@ struct Flags {
 /// assert_eq!(ctx.result::<u64>().await.unwrap(), 1);
 /// # }
 /// ```
-pub struct ChildContext<C> {
+pub struct ChildContext<C = crate::DefaultCodec> {
     core: Core<C>,
     flags: Arc<Flags>,
     cancel: ChildCancel,

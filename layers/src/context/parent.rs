@@ -53,7 +53,7 @@ const CANCEL_TIMEOUT: Duration = Duration::from_secs(3);
 /// # Ok(()) }
 /// ```
 #[must_use = "a context opens only on `.start().await`"]
-pub struct OpenContext<C> {
+pub struct OpenContext<C = crate::DefaultCodec> {
     shared: Arc<Shared<C>>,
     ns: String,
     func: String,
@@ -178,7 +178,7 @@ impl<C: Codec> OpenContext<C> {
 ///
 /// Dropping it before its final message cancels the remote task in the
 /// background (see the [module docs](super)).
-pub struct Context<C: Codec> {
+pub struct Context<C: Codec = crate::DefaultCodec> {
     core: Core<C>,
     stop_sent: bool,
     stop_received: bool,

@@ -37,7 +37,7 @@ type Check<C> = fn(&C, &RawPayload) -> Result<Box<dyn Any + Send + Sync>, Payloa
 /// assert!(spec.check(&codec, &codec.encode_payload(&()).unwrap()).is_ok());
 /// assert!(spec.check(&codec, &codec.encode_payload(&5).unwrap()).is_err());
 /// ```
-pub struct PldSpec<C> {
+pub struct PldSpec<C = crate::DefaultCodec> {
     /// The spec string (of every phase, or of the whole per-phase spec).
     name: Arc<str>,
     /// The check of every phase, unless `phases` says otherwise.
@@ -358,7 +358,7 @@ fn split_args(s: &str) -> Vec<&str> {
 /// assert_eq!(specs.get(&Cid::from("c1")).name(), "int");
 /// assert_eq!(specs.get(&Cid::from("c2")).name(), "Any");
 /// ```
-pub struct PayloadSpecs<C> {
+pub struct PayloadSpecs<C = crate::DefaultCodec> {
     inner: Arc<Shared<C>>,
 }
 

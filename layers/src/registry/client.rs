@@ -35,7 +35,7 @@ pub enum RegistryError {
 /// 978691c6, `addr=` for HEAD); results of either shape are accepted.
 /// See the [module docs](super) for a full example.
 #[derive(Debug)]
-pub struct RegistryClient<C> {
+pub struct RegistryClient<C = crate::DefaultCodec> {
     chan: Arc<Channel<C>>,
     /// Our end of the TCP connection to the registrar, when we made it.
     local: Option<SocketAddr>,
@@ -356,7 +356,7 @@ impl<C: Codec> Peer<C> {
 /// without doing so unregisters from a background task (best effort: it
 /// needs a running Tokio runtime and cannot report the outcome).
 #[derive(Debug)]
-pub struct Registration<C: Codec> {
+pub struct Registration<C: Codec = crate::DefaultCodec> {
     client: Option<RegistryClient<C>>,
     uid: Uid,
     addr: Addr,

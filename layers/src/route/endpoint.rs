@@ -22,7 +22,7 @@ use tower::ServiceExt;
 /// return value, so tower's middleware (`Timeout`, `ConcurrencyLimit`,
 /// `LoadShed`, ...) wraps it unchanged; see [`Endpoints::service`].
 #[derive(Debug)]
-pub struct Call<C> {
+pub struct Call<C = crate::DefaultCodec> {
     /// The child side of the context (send `Started`, stream, ...).
     pub ctx: ChildContext<C>,
     /// The `Start.kwargs` map, undecoded.
@@ -67,7 +67,7 @@ pub(crate) struct Endpoint<C> {
 /// endpoints.rpc("scipp_peer", "add", |kw: Add| async move { Ok(kw.a + kw.b) });
 /// assert!(endpoints.contains("scipp_peer", "add"));
 /// ```
-pub struct Endpoints<C> {
+pub struct Endpoints<C = crate::DefaultCodec> {
     map: HashMap<(String, String), Endpoint<C>>,
 }
 

@@ -44,7 +44,7 @@ impl<C: Codec> Endpoints<C> {
 
 /// The endpoint's side of a typed dialog: a [`ChildContext`] whose first
 /// value and stream items have the types of `D`.
-pub struct TypedChildContext<D: Dialog, C> {
+pub struct TypedChildContext<D: Dialog, C = crate::DefaultCodec> {
     inner: ChildContext<C>,
     dialog: PhantomData<fn() -> D>,
 }

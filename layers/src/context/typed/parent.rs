@@ -68,7 +68,7 @@ impl<C: Codec> Channel<C> {
 
 /// Opens a typed dialog: `.await` it, or set options first.
 #[must_use = "a dialog opens only when awaited"]
-pub struct OpenDialog<D: Dialog, C> {
+pub struct OpenDialog<D: Dialog, C = crate::DefaultCodec> {
     open: OpenContext<C>,
     kwargs: D::Kwargs,
 }
@@ -125,7 +125,7 @@ impl<D: Dialog, C: Codec> IntoFuture for OpenDialog<D, C> {
 ///
 /// Dropping it before its final message cancels the remote task, as
 /// [`Context`] does.
-pub struct TypedContext<D: Dialog, C: Codec> {
+pub struct TypedContext<D: Dialog, C: Codec = crate::DefaultCodec> {
     inner: Context<C>,
     dialog: PhantomData<fn() -> D>,
 }
