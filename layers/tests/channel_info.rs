@@ -53,6 +53,10 @@ impl<S: Service<T>, T> Service<T> for Counted<S> {
     }
 }
 
+/// A layer made for a channel: its peer's name and address, and its
+/// counter.
+type Made = (String, Option<std::net::SocketAddr>, Arc<AtomicUsize>);
+
 /// Each channel gets its own layer value, made from its info, and that
 /// one value wraps both directions: a served RPC counts its `Start` (in),
 /// `StartAck` and `Return` (out) on its channel's counter only.
@@ -60,8 +64,7 @@ impl<S: Service<T>, T> Service<T> for Counted<S> {
 async fn a_per_channel_layer_is_made_once_per_channel_from_its_info() {
     let mut endpoints = Endpoints::new();
     endpoints.rpc("svc", "one", |_: BTreeMap<String, ()>| async { Ok(1) });
-    let made: Arc<Mutex<Vec<(String, Option<std::net::SocketAddr>, Arc<AtomicUsize>)>>> =
-        Arc::default();
+    let made: Arc<Mutex<Vec<Made>>> = Arc::default();
     let record = made.clone();
     let server = Peer::new("svc", MsgpackCodec::new())
         .endpoints(endpoints)
