@@ -311,7 +311,7 @@ impl<C: Codec> Peer<C> {
     }
 
     /// Adds a layer at the *messages* position of every channel's two
-    /// stacks: typed messages ([`Inbound`](crate::Inbound) in, `Msg` out)
+    /// stacks: typed messages ([`Inbound`] in, `Msg` out)
     /// between payload validation and routing (metrics, authorization,
     /// rate limits, audit logs). One value wraps both directions. A
     /// message your layer fails on the way in is answered with an `Error`

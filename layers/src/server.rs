@@ -108,7 +108,7 @@ pub struct ServeConfig {
     /// How long [`Server::shutdown`] waits for every channel to write what
     /// it has queued and hang up before it drops the rest: 3 s (each
     /// channel's own flush is bounded by
-    /// [`SHUTDOWN_GRACE`](crate::channel::SHUTDOWN_GRACE), 1 s).
+    /// [`SHUTDOWN_GRACE`], 1 s).
     pub shutdown_timeout: Duration,
     /// Serve over TLS: every accepted connection does the TLS handshake
     /// (bounded by the acceptor's timeout) before the SCIPP one; a client
