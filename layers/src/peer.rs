@@ -319,7 +319,7 @@ impl<C: Codec> Peer<C> {
     /// [`relay::ErrorRelayLayer`](crate::relay::ErrorRelayLayer)).
     ///
     /// ```
-    /// use scipp_layers::{peer::Peer, relay::Raise, Inbound, BoxError};
+    /// use scipp_layers::{peer::Peer, relay::Raise, Inbound};
     /// use scipp_codecs::{msg::Msg, msgpack::MsgpackCodec};
     /// use tower::filter::FilterLayer;
     ///
