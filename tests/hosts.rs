@@ -289,9 +289,41 @@ impl Proc {
 
     /// Tells a paused caller to go on.
     fn go(&mut self) {
+        self.tell("go");
+    }
+
+    /// Writes `line` to the process's stdin (a role reads its commands
+    /// there).
+    fn tell(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin");
-        writeln!(stdin, "go").unwrap();
+        writeln!(stdin, "{line}").unwrap();
         stdin.flush().unwrap();
+    }
+
+    /// The process's open descriptors and resident memory, read from
+    /// outside (`ip netns exec` runs the command in its own place, so the
+    /// child's pid is the command's).
+    fn usage(&self) -> Usage {
+        let exe = std::fs::read_link(format!("/proc/{}/exe", self.child.id())).unwrap();
+        assert!(
+            !exe.ends_with("ip"),
+            "{}: `ip netns exec` forked ({exe:?})",
+            self.what
+        );
+        Usage::of(&format!("/proc/{}", self.child.id()))
+    }
+
+    /// Waits (within `LIMIT`) until the process holds at most `fds`
+    /// descriptors; its usage then.
+    fn usage_back_to(&self, fds: usize) -> Usage {
+        let deadline = std::time::Instant::now() + LIMIT;
+        loop {
+            let now = self.usage();
+            if now.fds <= fds || std::time::Instant::now() >= deadline {
+                return now;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits for the process to exit; whether it succeeded.
@@ -315,6 +347,72 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+// ------------------------------------------------------------------ leaks
+
+/// What a process holds: open descriptors (sockets among them) and
+/// resident memory.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    fds: usize,
+    rss_kib: u64,
+}
+
+impl Usage {
+    /// Of the process whose `/proc` directory is `proc_dir`.
+    fn of(proc_dir: &str) -> Usage {
+        let fds = std::fs::read_dir(format!("{proc_dir}/fd")).unwrap().count();
+        let status = std::fs::read_to_string(format!("{proc_dir}/status")).unwrap();
+        let rss_kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in {proc_dir}/status"));
+        Usage { fds, rss_kib }
+    }
+}
+
+/// How much resident memory a service may gain over a scenario: the
+/// allocator keeps freed pages, so "bounded", not "equal".
+const RSS_GROWTH_KIB: u64 = 16 * 1024;
+
+/// Checks that `after` (the scenario done, its connections closed) holds
+/// no more descriptors than `before`, and bounded memory; prints both.
+fn no_leak(scenario: &str, who: &str, before: Usage, after: Usage) {
+    println!(
+        "{scenario}: {who} held {} fds / {} KiB RSS before, {} fds / {} KiB after",
+        before.fds, before.rss_kib, after.fds, after.rss_kib
+    );
+    assert_eq!(
+        after.fds, before.fds,
+        "{scenario}: {who}: descriptors {before:?} -> {after:?}"
+    );
+    assert!(
+        after.rss_kib <= before.rss_kib + RSS_GROWTH_KIB,
+        "{scenario}: {who}'s memory grew: {before:?} -> {after:?}"
+    );
+}
+
+/// The tasks alive in this runtime.
+fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+/// Waits (within `LIMIT`) until at most `baseline` tasks are alive in this
+/// runtime (an aborted task ends when its worker next polls it); how many
+/// are alive then.
+async fn tasks_back_to(baseline: usize) -> usize {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let now = alive_tasks();
+        if now <= baseline || tokio::time::Instant::now() >= deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -484,12 +582,15 @@ async fn caller() {
         .parse()
         .unwrap();
     let tls = connector();
+    // the registry's channel has no idle timeout: it outlives a partition
+    // and stays part of the baseline of the leak checks
+    let for_registry = me.clone().config(Config::default());
     let registry = match &tls {
-        None => RegistryClient::connect(&me, &registry_addr)
+        None => RegistryClient::connect(&for_registry, &registry_addr)
             .await
             .map_err(|e| e.to_string()),
         Some(tls) => tls
-            .connect(&me, &registry_addr, None)
+            .connect(&for_registry, &registry_addr, None)
             .await
             .map(|(chan, _)| RegistryClient::new(chan))
             .map_err(|e| e.to_string()),
@@ -501,6 +602,8 @@ async fn caller() {
     let found = registry.find("scipp_svc").await.unwrap();
     let addr = found.first().expect("scipp_svc is registered").clone();
     report("found", json!({ "addr": addr.to_string() }));
+    // the registry's channel is part of the baseline
+    let tasks_before = alive_tasks();
     let (chan, identity) = match &tls {
         None => (me.connect_addr(&addr).await.unwrap(), None),
         Some(tls) => match tls.connect(&me, &addr, None).await {
@@ -516,6 +619,19 @@ async fn caller() {
     report("open", json!({ "server_names": identity }));
     let done = exchange(&chan, ns, func, items, size, pause_at).await;
     report("done", done);
+    // hang up; then every task of the channel (and its contexts) is gone
+    let watch = chan.clone();
+    let closing = chan.close().await;
+    watch.closed().await;
+    drop(watch);
+    let tasks = tasks_back_to(tasks_before).await;
+    report(
+        "released",
+        json!({
+            "tasks_before": tasks_before, "tasks": tasks,
+            "close": closing.map_or_else(|e| e.to_string(), |()| "ok".into()),
+        }),
+    );
 }
 
 /// Holds an echo context on `chan` for `items` items of `size` bytes and
@@ -597,25 +713,48 @@ async fn service() {
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", SERVICE_PORT))
         .await
         .unwrap();
-    let registry = RegistryClient::connect(&me, &REGISTRAR.parse().unwrap())
+    // the registry's channel has no idle timeout: it outlives a partition
+    // and stays part of the baseline of the leak checks
+    let for_registry = me.clone().config(Config::default());
+    let registry = RegistryClient::connect(&for_registry, &REGISTRAR.parse().unwrap())
         .await
         .unwrap();
     let listening: Addr = format!("0.0.0.0:{SERVICE_PORT}").parse().unwrap();
     let registration = registry.register_peer(&me, &listening).await.unwrap();
+    // the registry's channel is part of the baseline
+    let tasks_before = alive_tasks();
     report(
         "registered",
-        json!({ "addr": registration.addr().to_string() }),
+        json!({ "addr": registration.addr().to_string(), "tasks": tasks_before }),
     );
-    loop {
-        let (tcp, _) = listener.accept().await.unwrap();
-        tcp.set_nodelay(true).unwrap();
-        let me = me.clone();
-        tokio::spawn(async move {
-            if let Ok(chan) = me.accept(tcp).await {
-                chan.closed().await;
-                report("channel closed", json!({ "peer": chan.peer().name }));
+    // `stats` on stdin: report the tasks alive once the channels are gone
+    let (stats_tx, mut stats) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if stats_tx.send(line).is_err() {
+                break;
             }
-        });
+        }
+    });
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, _) = accepted.unwrap();
+                tcp.set_nodelay(true).unwrap();
+                let me = me.clone();
+                tokio::spawn(async move {
+                    if let Ok(chan) = me.accept(tcp).await {
+                        chan.closed().await;
+                        report("channel closed", json!({ "peer": chan.peer().name }));
+                    }
+                });
+            }
+            Some(_) = stats.recv() => {
+                let tasks = tasks_back_to(tasks_before).await;
+                report("stats", json!({ "tasks_before": tasks_before, "tasks": tasks }));
+            }
+        }
     }
 }
 
@@ -646,6 +785,19 @@ fn hosts_endpoints() -> Endpoints<MsgpackCodec> {
         },
     );
     endpoints
+}
+
+/// Checks a role's task counts (`released` of a caller, `stats` of a
+/// service): every task its channels ran is gone; prints them.
+fn no_task_left(scenario: &str, who: &str, report: &Value) {
+    println!(
+        "{scenario}: {who} tasks alive {} before, {} after",
+        report["tasks_before"], report["tasks"]
+    );
+    assert_eq!(
+        report["tasks"], report["tasks_before"],
+        "{scenario}: {who}: tasks {report}"
+    );
 }
 
 /// Runs the caller role in node 2 with `vars`.
@@ -724,7 +876,7 @@ fn over_mutual_tls_only_callers_with_a_valid_certificate_get_in() {
         return;
     };
     let certs = Certs::new("tls");
-    let _registrar = registrar(&net, &certs.serve_flags("registrar"));
+    let registrar = registrar(&net, &certs.serve_flags("registrar"));
     let service = Proc::spawn(
         "service",
         net.ns(1),
@@ -735,6 +887,7 @@ fn over_mutual_tls_only_callers_with_a_valid_certificate_get_in() {
             .env("SCIPP_LOG", "info"),
     );
     service.wait_for(&format!("at 10.231.0.2:{SERVICE_PORT}"));
+    let (registrar_before, service_before) = (registrar.usage(), service.usage());
 
     let tls = |cert: Option<&str>| {
         let mut vars = vec![
@@ -753,6 +906,7 @@ fn over_mutual_tls_only_callers_with_a_valid_certificate_get_in() {
     let done = caller.report("done");
     counts("mutual TLS", &done);
     assert_eq!(done["outcome"], "completed", "{done}");
+    no_task_left("mutual TLS", "caller", &caller.report("released"));
 
     // no valid client certificate: refused during the TLS handshake, so
     // not even the registrar reads an Aid, let alone a Start
@@ -781,6 +935,12 @@ fn over_mutual_tls_only_callers_with_a_valid_certificate_get_in() {
     assert!(!out.status.success(), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot reach"), "{stderr}");
+    // neither the served caller nor the refused ones left a connection
+    let scenario = "mutual TLS, 1 served + 4 refused";
+    let after = registrar.usage_back_to(registrar_before.fds);
+    no_leak(scenario, "registrar", registrar_before, after);
+    let after = service.usage_back_to(service_before.fds);
+    no_leak(scenario, "service", service_before, after);
 }
 
 /// A partition shorter than the idle timeout is survived: every item is
@@ -791,12 +951,13 @@ fn a_partition_shorter_than_the_idle_timeout_is_survived() {
         return;
     };
     let _registrar = registrar(&net, &[]);
-    let service = Proc::spawn(
+    let mut service = Proc::spawn(
         "service",
         net.ns(1),
         role_cmd("service").env("SCIPP_HOSTS_IDLE", "6"),
     );
     service.report("registered");
+    let before = service.usage();
     let mut caller = caller_in(
         &net,
         &[
@@ -818,6 +979,18 @@ fn a_partition_shorter_than_the_idle_timeout_is_survived() {
     let served = service.report("served");
     assert_eq!(served["outcome"], "completed", "{served}");
     assert_eq!(served["received"], 100);
+    // nothing left behind on either side
+    let scenario = "partition 1 s < idle 6 s";
+    no_task_left(scenario, "caller", &caller.report("released"));
+    service.report("channel closed");
+    service.tell("stats");
+    no_task_left(scenario, "service", &service.report("stats"));
+    no_leak(
+        scenario,
+        "service",
+        before,
+        service.usage_back_to(before.fds),
+    );
 }
 
 /// A partition longer than the idle timeout ends the channel on both
@@ -829,12 +1002,13 @@ fn a_partition_longer_than_the_idle_timeout_ends_both_sides_with_transport_close
     };
     let idle = 2;
     let _registrar = registrar(&net, &[]);
-    let service = Proc::spawn(
+    let mut service = Proc::spawn(
         "service",
         net.ns(1),
         role_cmd("service").env("SCIPP_HOSTS_IDLE", idle.to_string()),
     );
     service.report("registered");
+    let before = service.usage();
     let mut caller = caller_in(
         &net,
         &[
@@ -868,6 +1042,17 @@ fn a_partition_longer_than_the_idle_timeout_ends_both_sides_with_transport_close
     );
     assert_eq!(served["received"], 50);
     assert_eq!(done["delivered"], 50, "nothing after the cut came back");
+    // nothing left behind on either side
+    let scenario = "partition > idle 2 s";
+    no_task_left(scenario, "caller", &caller.report("released"));
+    service.tell("stats");
+    no_task_left(scenario, "service", &service.report("stats"));
+    no_leak(
+        scenario,
+        "service",
+        before,
+        service.usage_back_to(before.fds),
+    );
     assert!(caller.exit_ok(), "the caller exits cleanly after the error");
 }
 
@@ -886,6 +1071,7 @@ fn a_slow_link_delivers_every_item_once_in_order() {
             .args(["--name", "scipp_svc", "--registry", REGISTRAR]),
     );
     service.wait_for("registered as scipp_svc");
+    let before = service.usage();
     net.slow(2);
     // 40 items of 4 KiB each way: ~1.3 s at 1 Mbit/s
     let caller = caller_in(&net, &[("ITEMS", "40".into()), ("SIZE", "4096".into())]);
@@ -896,6 +1082,15 @@ fn a_slow_link_delivers_every_item_once_in_order() {
     let (held_back, bytes) = net.shaped(2);
     println!("1 Mbit/s link: the shaper sent {bytes} bytes, held packets back {held_back} times");
     assert!(held_back > 0, "the link was really rate limited");
+    // nothing left behind: the caller's tasks, the service's connection
+    let scenario = "1 Mbit/s link";
+    no_task_left(scenario, "caller", &caller.report("released"));
+    no_leak(
+        scenario,
+        "service",
+        before,
+        service.usage_back_to(before.fds),
+    );
 }
 
 // ------------------------------------------------------------ fault proxy
@@ -972,37 +1167,22 @@ async fn fault_proxy(upstream: std::net::SocketAddr, fault: Fault) -> Addr {
     format!("127.0.0.1:{port}").parse().unwrap()
 }
 
-/// An in-process service with `hosts:echo` on loopback; its address and
-/// a receiver that gets a line each time one of its channels closes.
-async fn local_service() -> (
-    std::net::SocketAddr,
-    tokio::sync::mpsc::UnboundedReceiver<String>,
-) {
-    let me = Peer::new("scipp_svc", MsgpackCodec::new()).endpoints(hosts_endpoints());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (closed, on_close) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            tcp.set_nodelay(true).unwrap();
-            let (me, closed) = (me.clone(), closed.clone());
-            tokio::spawn(async move {
-                if let Ok(chan) = me.accept(tcp).await {
-                    chan.closed().await;
-                    let _ = closed.send(chan.peer().name.clone());
-                }
-            });
-        }
-    });
-    (addr, on_close)
-}
-
-/// Holds a 100-item echo context through a fault proxy; the counts, and
-/// whether the service's channel closed within `LIMIT` after the context
-/// ended.
-async fn through_proxy(fault: Fault, idle: Option<Duration>) -> (Value, bool) {
-    let (service, mut on_close) = local_service().await;
-    let proxy = fault_proxy(service, fault).await;
+/// Holds a 100-item echo context with an in-process service (a
+/// [`Server`](scipp::server::Server) on loopback) through a fault proxy;
+/// the counts, and whether the service's connection closed within `LIMIT`
+/// after the caller hung up. Then checks that nothing leaked: the service
+/// holds no connection, and every task the channels, contexts and proxy
+/// ran is gone (this runtime's alive tasks back to the baseline taken
+/// before connecting).
+async fn through_proxy(scenario: &str, fault: Fault, idle: Option<Duration>) -> (Value, bool) {
+    let service = Peer::new("scipp_svc", MsgpackCodec::new())
+        .endpoints(hosts_endpoints())
+        .serve_tcp("127.0.0.1:0")
+        .await
+        .unwrap();
+    let upstream = service.local_addr().to_string().parse().unwrap();
+    let proxy = fault_proxy(upstream, fault).await;
+    let tasks_before = alive_tasks();
     let me = Peer::new("scipp_caller", MsgpackCodec::new()).config(Config {
         idle_timeout: idle,
         ..Config::default()
@@ -1014,17 +1194,34 @@ async fn through_proxy(fault: Fault, idle: Option<Duration>) -> (Value, bool) {
     let done = tokio::time::timeout(LIMIT, exchange(&chan, "hosts", "echo", 100, 64, None))
         .await
         .expect("the context ends within the bound");
-    drop(chan);
-    let service_closed = tokio::time::timeout(LIMIT, on_close.recv())
+    let watch = chan.clone();
+    // a transport that already failed has nothing to flush
+    let _ = tokio::time::timeout(LIMIT, chan.close()).await.unwrap();
+    tokio::time::timeout(LIMIT, watch.closed()).await.unwrap();
+    drop(watch);
+    let service_closed = tokio::time::timeout(LIMIT, service.wait_connections(|n| n == 0))
         .await
-        .is_ok_and(|peer| peer.as_deref() == Some("scipp_caller"));
+        .is_ok();
+    let tasks = tasks_back_to(tasks_before).await;
+    println!(
+        "{scenario}: service connections {} after; tasks alive {tasks_before} before, {tasks} after",
+        service.connections()
+    );
+    assert_eq!(tasks, tasks_before, "{scenario}: tasks alive");
+    assert_eq!(service.connections(), 0, "{scenario}: service connections");
+    tokio::time::timeout(LIMIT, service.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
     (done, service_closed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jitter_through_a_fault_proxy_delivers_every_item_once_in_order() {
-    let (done, _) = through_proxy(Fault::Jitter, None).await;
-    counts("proxy: jitter 1-4 ms per chunk", &done);
+    let scenario = "proxy: jitter 1-4 ms per chunk";
+    let (done, closed) = through_proxy(scenario, Fault::Jitter, None).await;
+    counts(scenario, &done);
+    assert!(closed, "the service's connection closed");
     assert_eq!(done["outcome"], "completed", "{done}");
     assert_eq!(done["delivered"], 100);
 }
@@ -1035,8 +1232,10 @@ async fn a_stall_shorter_than_the_idle_timeout_is_survived() {
         after: 3000,
         stall: Duration::from_secs(1),
     };
-    let (done, _) = through_proxy(stall, Some(Duration::from_secs(3))).await;
-    counts("proxy: stall 1 s < idle 3 s", &done);
+    let scenario = "proxy: stall 1 s < idle 3 s";
+    let (done, closed) = through_proxy(scenario, stall, Some(Duration::from_secs(3))).await;
+    counts(scenario, &done);
+    assert!(closed, "the service's connection closed");
     assert_eq!(done["outcome"], "completed", "{done}");
     assert_eq!(done["delivered"], 100);
 }
@@ -1049,8 +1248,9 @@ async fn a_stall_longer_than_the_idle_timeout_ends_both_sides_with_transport_clo
     };
     // bound: the caller's idle timeout (1 s); the service sees the
     // caller's close through the proxy at once
-    let (done, service_closed) = through_proxy(stall, Some(Duration::from_secs(1))).await;
-    counts("proxy: stall 30 s > idle 1 s", &done);
+    let scenario = "proxy: stall 30 s > idle 1 s";
+    let (done, service_closed) = through_proxy(scenario, stall, Some(Duration::from_secs(1))).await;
+    counts(scenario, &done);
     assert_eq!(done["outcome"], "transport closed", "{done}");
     assert!(done["delivered"].as_u64().unwrap() < 100, "{done}");
     assert!(service_closed, "the service's channel closed too");
@@ -1058,8 +1258,9 @@ async fn a_stall_longer_than_the_idle_timeout_ends_both_sides_with_transport_clo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_connection_ends_both_sides_with_transport_closed() {
-    let (done, service_closed) = through_proxy(Fault::Cut { after: 3000 }, None).await;
-    counts("proxy: cut after 3000 bytes", &done);
+    let scenario = "proxy: cut after 3000 bytes";
+    let (done, service_closed) = through_proxy(scenario, Fault::Cut { after: 3000 }, None).await;
+    counts(scenario, &done);
     assert_eq!(done["outcome"], "transport closed", "{done}");
     assert!(done["delivered"].as_u64().unwrap() < 100, "{done}");
     assert!(service_closed, "the service's channel closed too");

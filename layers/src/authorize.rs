@@ -10,6 +10,15 @@
 //! cancel of one's own context (`self._cancel_task`) is always allowed,
 //! so a caller can always end what it started.
 //!
+//! Across a network, a name in an `Aid` is only a claim. Over (mutual)
+//! TLS the peer's certificate *proves* an identity: rules per identity
+//! ([`trust_identity`](AuthorizeLayer::trust_identity),
+//! [`allow_for_identity`](AuthorizeLayer::allow_for_identity)) apply to a
+//! layer bound to its channel, which
+//! [`Peer::inbound_message_layer_fn`](crate::peer::Peer::inbound_message_layer_fn)
+//! does once per channel:
+//! `.inbound_message_layer_fn(move |info| rules.for_channel(info))`.
+//!
 //! ```
 //! use scipp_layers::{authorize::AuthorizeLayer, peer::Peer, route::Endpoints};
 //! use scipp_codecs::msgpack::MsgpackCodec;
@@ -38,6 +47,7 @@
 //! ```
 
 use crate::future::ResponseFuture;
+use crate::peer::ChannelInfo;
 use crate::relay::Raise;
 use crate::{BoxError, Inbound};
 use scipp_codecs::msg::{Msg, Start};
@@ -51,44 +61,62 @@ use tower::{Layer, Service};
 #[derive(Debug, Clone, Default)]
 pub struct AuthorizeLayer {
     rules: Arc<Rules>,
+    /// The names of the channel's certificate identity, once bound to a
+    /// channel ([`for_channel`](Self::for_channel)); empty without one.
+    identity: Option<Arc<[String]>>,
 }
 
 #[derive(Debug, Clone, Default)]
 struct Rules {
     /// `(ns, func)`; `func` `*` allows the whole namespace.
     allowed: HashSet<(String, String)>,
-    /// Peer names that may cancel this actor.
+    /// Peer names (from their `Aid`) that may cancel this actor.
     trusted: HashSet<String>,
+    /// `(identity name, ns, func)`: allowed to peers whose certificate
+    /// has that name; `func` `*` allows the whole namespace.
+    allowed_for_identity: HashSet<(String, String, String)>,
+    /// Certificate names that may cancel this actor.
+    trusted_identities: HashSet<String>,
 }
 
 impl Rules {
-    fn refusal(&self, start: &Start) -> Option<Raise> {
+    fn has_identity_rules(&self) -> bool {
+        !self.allowed_for_identity.is_empty() || !self.trusted_identities.is_empty()
+    }
+
+    fn refusal(&self, start: &Start, identity: &[String]) -> Option<Raise> {
         let place = format!("{}:{}", start.ns, start.func);
         let allowed = |ns: &str, func: &str| {
-            self.allowed.contains(&(ns.to_owned(), func.to_owned()))
-                || self.allowed.contains(&(ns.to_owned(), "*".to_owned()))
+            let key = |f: &str| (ns.to_owned(), f.to_owned());
+            self.allowed.contains(&key(func))
+                || self.allowed.contains(&key("*"))
+                || identity.iter().any(|name| {
+                    let key = |f: &str| (name.clone(), ns.to_owned(), f.to_owned());
+                    self.allowed_for_identity.contains(&key(func))
+                        || self.allowed_for_identity.contains(&key("*"))
+                })
+        };
+        let who = match identity {
+            [] => format!("`{}`", start.uid.name),
+            names => format!("`{}` (certificate: {})", start.uid.name, names.join(", ")),
         };
         match (start.ns.as_str(), start.func.as_str()) {
             ("self", "_cancel_task") => None,
             ("self", "cancel") => {
-                let ok = self.trusted.contains(&start.uid.name) || allowed("self", "cancel");
+                let ok = self.trusted.contains(&start.uid.name)
+                    || identity.iter().any(|n| self.trusted_identities.contains(n))
+                    || allowed("self", "cancel");
                 (!ok).then(|| {
                     Raise::new(
                         "PermissionError",
-                        format!(
-                            "`{}` may not cancel this actor (not a trusted peer)",
-                            start.uid.name
-                        ),
+                        format!("{who} may not cancel this actor (not a trusted peer)"),
                     )
                 })
             }
             (ns, func) if allowed(ns, func) => None,
             _ => Some(Raise::new(
                 "PermissionError",
-                format!(
-                    "`{}` may not call `{place}` (not on the allow-list)",
-                    start.uid.name
-                ),
+                format!("{who} may not call `{place}` (not on the allow-list)"),
             )),
         }
     }
@@ -120,11 +148,82 @@ impl AuthorizeLayer {
     }
 
     /// Lets the peer named `name` cancel this actor (`self.cancel`).
+    ///
+    /// The name is the one the peer *claims* in its `Aid`; across a
+    /// network, trust a certificate instead
+    /// ([`trust_identity`](Self::trust_identity)).
     pub fn trust(mut self, name: &str) -> Self {
         Arc::make_mut(&mut self.rules)
             .trusted
             .insert(name.to_owned());
         self
+    }
+
+    /// Lets a peer whose TLS certificate names `name` (a DNS name or URI
+    /// of its subject alternative names, as `tls::PeerIdentity::has_name`
+    /// matches them) cancel this actor. Takes effect on a layer bound to its channel
+    /// ([`for_channel`](Self::for_channel)).
+    pub fn trust_identity(mut self, name: &str) -> Self {
+        Arc::make_mut(&mut self.rules)
+            .trusted_identities
+            .insert(name.to_owned());
+        self
+    }
+
+    /// Allows `ns:func` (`func` `"*"`: all of `ns`) to peers whose TLS
+    /// certificate names `name`. Takes effect on a layer bound to its
+    /// channel ([`for_channel`](Self::for_channel)).
+    pub fn allow_for_identity(mut self, name: &str, ns: &str, func: &str) -> Self {
+        Arc::make_mut(&mut self.rules).allowed_for_identity.insert((
+            name.to_owned(),
+            ns.to_owned(),
+            func.to_owned(),
+        ));
+        self
+    }
+
+    /// These rules, for one channel: the per-identity rules apply to the
+    /// certificate identity of its peer (none on a plain channel: then
+    /// only the rules for everyone apply). Use it with
+    /// [`Peer::inbound_message_layer_fn`](crate::peer::Peer::inbound_message_layer_fn),
+    /// which calls it once per channel:
+    ///
+    /// ```
+    /// use scipp_layers::{authorize::AuthorizeLayer, peer::Peer};
+    /// use scipp_codecs::msgpack::MsgpackCodec;
+    ///
+    /// let rules = AuthorizeLayer::new()
+    ///     .allow("math", "add")
+    ///     .allow_for_identity("ops.example", "math", "*")
+    ///     .trust_identity("admin.example");
+    /// let peer = Peer::new("server", MsgpackCodec::new())
+    ///     .inbound_message_layer_fn(move |info| rules.for_channel(info));
+    /// # drop(peer);
+    /// ```
+    ///
+    /// A layer not bound to a channel knows no identity, so its
+    /// per-identity rules never allow anything (it warns once per channel).
+    pub fn for_channel(&self, info: &ChannelInfo) -> Self {
+        #[cfg(feature = "tls")]
+        let names: Vec<String> = info
+            .identity()
+            .map(|id| {
+                id.dns_names()
+                    .iter()
+                    .chain(id.uri_names())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        #[cfg(not(feature = "tls"))]
+        let names: Vec<String> = {
+            let _ = info;
+            Vec::new()
+        };
+        AuthorizeLayer {
+            rules: self.rules.clone(),
+            identity: Some(names.into()),
+        }
     }
 }
 
@@ -132,9 +231,17 @@ impl<S> Layer<S> for AuthorizeLayer {
     type Service = Authorize<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        if self.identity.is_none() && self.rules.has_identity_rules() {
+            tracing::warn!(
+                "AuthorizeLayer has per-identity rules but was not bound to its channel \
+                 (use `inbound_message_layer_fn(move |info| rules.for_channel(info))`): \
+                 they allow nothing"
+            );
+        }
         Authorize {
             inner,
             rules: self.rules.clone(),
+            identity: self.identity.clone().unwrap_or_else(|| Arc::from([])),
         }
     }
 }
@@ -144,6 +251,7 @@ impl<S> Layer<S> for AuthorizeLayer {
 pub struct Authorize<S> {
     inner: S,
     rules: Arc<Rules>,
+    identity: Arc<[String]>,
 }
 
 impl<S> Service<Inbound> for Authorize<S>
@@ -161,7 +269,7 @@ where
 
     fn call(&mut self, item: Inbound) -> Self::Future {
         if let Some(Msg::Start(start)) = item.as_msg() {
-            if let Some(refusal) = self.rules.refusal(start) {
+            if let Some(refusal) = self.rules.refusal(start, &self.identity) {
                 tracing::warn!(peer = %start.uid, "refused: {refusal}");
                 return ResponseFuture::ready(Err(refusal.into()));
             }

@@ -112,6 +112,100 @@ impl Default for Config {
     }
 }
 
+/// What the transport knows about the other side of a connection before
+/// the SCIPP handshake: its address, and the identity its TLS certificate
+/// proved. Hand it to [`Peer::accept_with`] / [`Peer::channel_with`]; the
+/// server, [`connect_tcp`](Peer::connect_tcp) and the TLS acceptor and
+/// connector fill it in themselves.
+///
+/// ```
+/// use scipp_layers::peer::ConnectInfo;
+/// let info = ConnectInfo::new().remote_addr("192.0.2.7:4242".parse().unwrap());
+/// # drop(info);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ConnectInfo {
+    remote_addr: Option<std::net::SocketAddr>,
+    #[cfg(feature = "tls")]
+    identity: Option<crate::tls::PeerIdentity>,
+}
+
+impl ConnectInfo {
+    /// Nothing known yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The other side's socket address.
+    pub fn remote_addr(mut self, addr: std::net::SocketAddr) -> Self {
+        self.remote_addr = Some(addr);
+        self
+    }
+
+    /// The other side's verified certificate identity.
+    #[cfg(feature = "tls")]
+    pub fn identity(mut self, identity: crate::tls::PeerIdentity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+}
+
+/// Who is at the other end of a channel: its `Aid` (as it sent it: a
+/// *claim*), its address, and the identity its TLS certificate *proved*.
+///
+/// The layers a peer builds per channel see it
+/// ([`Peer::message_layer_fn`], [`Peer::inbound_message_layer_fn`]), so
+/// an authorization or audit layer can decide by certificate; the channel
+/// keeps it ([`Channel::info`]). Made once per channel, after the
+/// handshake: reading it costs nothing per message.
+///
+/// ```
+/// use scipp_layers::peer::Peer;
+/// use scipp_codecs::msgpack::MsgpackCodec;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let server = Peer::new("server", MsgpackCodec::new());
+/// let client = Peer::new("client", MsgpackCodec::new());
+/// let (a, b) = tokio::io::duplex(4096);
+/// let (served, _chan) = tokio::join!(server.accept(a), client.channel(b));
+/// let info = served.unwrap().info().clone();
+/// assert_eq!(info.peer().name, "client");
+/// assert_eq!(info.remote_addr(), None); // an in-memory pipe has none
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ChannelInfo {
+    peer: Uid,
+    peer_aid: Aid,
+    connect: ConnectInfo,
+}
+
+impl ChannelInfo {
+    /// The peer's uid, from its `Aid` (self-declared).
+    pub fn peer(&self) -> &Uid {
+        &self.peer
+    }
+
+    /// The peer's `Aid` as it sent it.
+    pub fn peer_aid(&self) -> &Aid {
+        &self.peer_aid
+    }
+
+    /// The peer's socket address, when the transport has one.
+    pub fn remote_addr(&self) -> Option<std::net::SocketAddr> {
+        self.connect.remote_addr
+    }
+
+    /// The identity the peer's TLS certificate proved: the client's on an
+    /// accepted channel (with client certificates required), the server's
+    /// on a connected one; `None` without TLS.
+    #[cfg(feature = "tls")]
+    pub fn identity(&self) -> Option<&crate::tls::PeerIdentity> {
+        self.connect.identity.as_ref()
+    }
+}
+
 /// An actor identity with the endpoints it serves.
 ///
 /// ```
@@ -232,7 +326,7 @@ impl<C: Codec> Peer<C> {
     }
 
     /// Adds a layer at the *messages* position of every channel's two
-    /// stacks: typed messages ([`Inbound`](crate::Inbound) in, `Msg` out)
+    /// stacks: typed messages ([`Inbound`] in, `Msg` out)
     /// between payload validation and routing (metrics, authorization,
     /// rate limits, audit logs). One value wraps both directions. A
     /// message your layer fails on the way in is answered with an `Error`
@@ -271,6 +365,63 @@ impl<C: Codec> Peer<C> {
     /// Adds a layer at the messages position of the send stack only.
     pub fn outbound_message_layer<L: OutboundLayer<Msg>>(mut self, layer: L) -> Self {
         self.layers.add_messages_out(Arc::new(layer));
+        self
+    }
+
+    /// Adds a layer at the messages position of both stacks that `make`
+    /// builds for each channel from what is known about it
+    /// ([`ChannelInfo`]: the peer's `Aid`, address and certificate
+    /// identity), once the handshake is done. One value per channel wraps
+    /// both directions. The cost is one call of `make` per channel;
+    /// nothing per message.
+    ///
+    /// ```
+    /// use scipp_layers::peer::Peer;
+    /// use scipp_codecs::msgpack::MsgpackCodec;
+    ///
+    /// let peer = Peer::new("a", MsgpackCodec::new()).message_layer_fn(|info| {
+    ///     tracing::info!(peer = %info.peer(), "new channel");
+    ///     tower::layer::util::Identity::new()
+    /// });
+    /// # drop(peer);
+    /// ```
+    pub fn message_layer_fn<L, F>(mut self, make: F) -> Self
+    where
+        L: InboundLayer<Inbound> + OutboundLayer<Msg>,
+        F: Fn(&ChannelInfo) -> L + Send + Sync + 'static,
+    {
+        self.layers.add_messages_per_channel(make, true, true);
+        self
+    }
+
+    /// As [`message_layer_fn`](Self::message_layer_fn), receive stack
+    /// only: e.g. authorization by certificate identity.
+    ///
+    /// ```
+    /// use scipp_layers::{authorize::AuthorizeLayer, peer::Peer};
+    /// use scipp_codecs::msgpack::MsgpackCodec;
+    ///
+    /// let rules = AuthorizeLayer::new().allow("math", "add").trust_identity("admin.example");
+    /// let peer = Peer::new("a", MsgpackCodec::new())
+    ///     .inbound_message_layer_fn(move |info| rules.for_channel(info));
+    /// # drop(peer);
+    /// ```
+    pub fn inbound_message_layer_fn<L, F>(mut self, make: F) -> Self
+    where
+        L: InboundLayer<Inbound>,
+        F: Fn(&ChannelInfo) -> L + Send + Sync + 'static,
+    {
+        self.layers.add_messages_in_per_channel(make);
+        self
+    }
+
+    /// As [`message_layer_fn`](Self::message_layer_fn), send stack only.
+    pub fn outbound_message_layer_fn<L, F>(mut self, make: F) -> Self
+    where
+        L: OutboundLayer<Msg>,
+        F: Fn(&ChannelInfo) -> L + Send + Sync + 'static,
+    {
+        self.layers.add_messages_out_per_channel(make);
         self
     }
 
@@ -326,7 +477,23 @@ impl<C: Codec> Peer<C> {
     where
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
-        self.handshake(io, false).await
+        self.handshake(io, false, ConnectInfo::default()).await
+    }
+
+    /// [`channel`](Self::channel), telling the channel's layers what the
+    /// transport knows about the other side ([`ChannelInfo`]).
+    ///
+    /// # Errors
+    /// As [`channel`](Self::channel).
+    pub async fn channel_with<IO>(
+        &self,
+        io: IO,
+        connect: ConnectInfo,
+    ) -> Result<Channel<C>, PeerError>
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        self.handshake(io, false, connect).await
     }
 
     /// The accepting side of the handshake: reads the peer's `Aid` first
@@ -342,10 +509,50 @@ impl<C: Codec> Peer<C> {
     where
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
-        self.handshake(io, true).await
+        self.handshake(io, true, ConnectInfo::default()).await
     }
 
-    async fn handshake<IO>(&self, io: IO, listen_first: bool) -> Result<Channel<C>, PeerError>
+    /// [`accept`](Self::accept), telling the channel's layers what the
+    /// transport knows about the other side ([`ChannelInfo`]): its
+    /// address, its certificate identity.
+    ///
+    /// ```
+    /// use scipp_layers::peer::{ConnectInfo, Peer};
+    /// use scipp_codecs::msgpack::MsgpackCodec;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let from: std::net::SocketAddr = "192.0.2.7:4242".parse().unwrap();
+    /// let server = Peer::new("server", MsgpackCodec::new());
+    /// let client = Peer::new("client", MsgpackCodec::new());
+    /// let (a, b) = tokio::io::duplex(4096);
+    /// let (served, _chan) = tokio::join!(
+    ///     server.accept_with(a, ConnectInfo::new().remote_addr(from)),
+    ///     client.channel(b),
+    /// );
+    /// assert_eq!(served.unwrap().info().remote_addr(), Some(from));
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`accept`](Self::accept).
+    pub async fn accept_with<IO>(
+        &self,
+        io: IO,
+        connect: ConnectInfo,
+    ) -> Result<Channel<C>, PeerError>
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        self.handshake(io, true, connect).await
+    }
+
+    async fn handshake<IO>(
+        &self,
+        io: IO,
+        listen_first: bool,
+        connect: ConnectInfo,
+    ) -> Result<Channel<C>, PeerError>
     where
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
@@ -409,6 +616,13 @@ impl<C: Codec> Peer<C> {
             return Err(PeerError::Probed(peer_aid.uid()));
         }
         let peer = peer_aid.uid();
+        let info = ChannelInfo {
+            peer: peer.clone(),
+            peer_aid,
+            connect,
+        };
+        // no user layer: nothing to make, and the stack stays unboxed
+        let mut layers = self.layers.for_channel(&info);
         let codec = self.codec.for_profile(profile);
         tracing::debug!(peer = %peer, me = %self.aid.name, ?profile, "handshake done");
 
@@ -423,9 +637,9 @@ impl<C: Codec> Peer<C> {
         let send = if self.layers.outbound_is_empty() {
             Sender::Plain(checks_out.service(writer))
         } else {
-            let frames = self.layers.wrap_frames_out(OutboundFrames::new(writer));
+            let frames = layers.wrap_frames_out(OutboundFrames::new(writer));
             let checks = OutboundMessages::new(checks_out.service(frames));
-            Sender::Layered(self.layers.wrap_messages_out(checks))
+            Sender::Layered(layers.wrap_messages_out(checks))
         };
         let (orphan_tx, orphans) = mpsc::channel(64);
         let shared = Arc::new(Shared::new(
@@ -461,15 +675,15 @@ impl<C: Codec> Peer<C> {
                 span,
             )
         } else {
-            let top = self.layers.wrap_messages_in(InboundMessages::new(router));
+            let top = layers.wrap_messages_in(InboundMessages::new(router));
             let bottom = InboundFrames::new(checks_in.service(top));
-            let receive = self.layers.wrap_frames_in(bottom);
+            let receive = layers.wrap_frames_in(bottom);
             spawn_reader(frames, receive, idle, shared.clone(), span)
         };
         Ok(Channel {
             inner: Arc::new(ChannelInner {
                 shared,
-                peer_aid,
+                info,
                 reader,
                 writer: std::sync::Mutex::new(Some(writer_task)),
                 orphans: Mutex::new(orphans),
@@ -487,7 +701,8 @@ impl<C: Codec> Peer<C> {
     ) -> Result<Channel<C>, PeerError> {
         let tcp = tokio::net::TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
-        self.channel(tcp).await
+        let connect = ConnectInfo::new().remote_addr(tcp.peer_addr()?);
+        self.channel_with(tcp, connect).await
     }
 
     /// Connects over a Unix socket and runs the handshake.
@@ -592,7 +807,7 @@ pub struct Channel<C = crate::DefaultCodec> {
 
 struct ChannelInner<C> {
     shared: Arc<Shared<C>>,
-    peer_aid: Aid,
+    info: ChannelInfo,
     reader: tokio::task::JoinHandle<()>,
     writer: std::sync::Mutex<Option<tokio::task::JoinHandle<Result<(), FrameError>>>>,
     orphans: Mutex<mpsc::Receiver<Orphan>>,
@@ -622,7 +837,13 @@ impl<C: Codec> Channel<C> {
     /// The peer's `Aid` as it sent it (HEAD peers add `pid` and
     /// `is_registrar`).
     pub fn peer_aid(&self) -> &Aid {
-        &self.inner.peer_aid
+        &self.inner.info.peer_aid
+    }
+
+    /// Who is at the other end: its `Aid`, address and certificate
+    /// identity, as this channel's layers saw it. See [`ChannelInfo`].
+    pub fn info(&self) -> &ChannelInfo {
+        &self.inner.info
     }
 
     /// The wire profile of this channel: the configured one, else the

@@ -49,7 +49,7 @@
 //! ```
 
 use crate::channel::SHUTDOWN_GRACE;
-use crate::peer::{Channel, Peer, PeerError};
+use crate::peer::{Channel, ConnectInfo, Peer, PeerError};
 use scipp_codecs::msg::{Addr, Uid};
 use scipp_codecs::Codec;
 use std::collections::HashMap;
@@ -108,7 +108,7 @@ pub struct ServeConfig {
     /// How long [`Server::shutdown`] waits for every channel to write what
     /// it has queued and hang up before it drops the rest: 3 s (each
     /// channel's own flush is bounded by
-    /// [`SHUTDOWN_GRACE`](crate::channel::SHUTDOWN_GRACE), 1 s).
+    /// [`SHUTDOWN_GRACE`], 1 s).
     pub shutdown_timeout: Duration,
     /// Serve over TLS: every accepted connection does the TLS handshake
     /// (bounded by the acceptor's timeout) before the SCIPP one; a client
@@ -588,7 +588,7 @@ async fn accept_loop<C: Codec>(
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = accept(&listener) => accepted,
         };
-        let (io, from) = match accepted {
+        let (io, connect, from) = match accepted {
             Ok(accepted) => {
                 failing = false;
                 accepted
@@ -630,6 +630,7 @@ async fn accept_loop<C: Codec>(
         connections.spawn(serve_connection(
             peer.clone(),
             io,
+            connect,
             from,
             state.clone(),
             admitted,
@@ -656,7 +657,9 @@ enum Accepted {
     Unix(tokio::net::UnixStream),
 }
 
-async fn accept(listener: &Listener) -> io::Result<(Accepted, String)> {
+/// Accepts the next connection: the stream, what is known about its
+/// other side, and how to name it in logs.
+async fn accept(listener: &Listener) -> io::Result<(Accepted, ConnectInfo, String)> {
     match listener {
         Listener::Tcp(l) => {
             let (tcp, from) = l.accept().await?;
@@ -664,12 +667,14 @@ async fn accept(listener: &Listener) -> io::Result<(Accepted, String)> {
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!("{from}: TCP_NODELAY: {e}");
             }
-            Ok((Accepted::Tcp(tcp), from.to_string()))
+            let connect = ConnectInfo::new().remote_addr(from);
+            Ok((Accepted::Tcp(tcp), connect, from.to_string()))
         }
         #[cfg(unix)]
         Listener::Unix(l) => {
             let (uds, _) = l.accept().await?;
-            Ok((Accepted::Unix(uds), "a Unix socket".to_owned()))
+            let from = "a Unix socket".to_owned();
+            Ok((Accepted::Unix(uds), ConnectInfo::new(), from))
         }
     }
 }
@@ -677,6 +682,7 @@ async fn accept(listener: &Listener) -> io::Result<(Accepted, String)> {
 async fn serve_connection<C: Codec>(
     peer: Arc<Peer<C>>,
     io: Accepted,
+    connect: ConnectInfo,
     from: String,
     state: Arc<State>,
     admitted: Admitted,
@@ -686,9 +692,9 @@ async fn serve_connection<C: Codec>(
         #[cfg(feature = "tls")]
         if let Some(tls) = tls {
             let accepted = match io {
-                Accepted::Tcp(tcp) => tls.accept(&peer, tcp).await,
+                Accepted::Tcp(tcp) => tls.accept_with(&peer, tcp, connect).await,
                 #[cfg(unix)]
-                Accepted::Unix(uds) => tls.accept(&peer, uds).await,
+                Accepted::Unix(uds) => tls.accept_with(&peer, uds, connect).await,
             };
             return match accepted {
                 Ok((chan, identity)) => {
@@ -702,9 +708,9 @@ async fn serve_connection<C: Codec>(
             };
         }
         match io {
-            Accepted::Tcp(tcp) => peer.accept(tcp).await,
+            Accepted::Tcp(tcp) => peer.accept_with(tcp, connect).await,
             #[cfg(unix)]
-            Accepted::Unix(uds) => peer.accept(uds).await,
+            Accepted::Unix(uds) => peer.accept_with(uds, connect).await,
         }
     };
     let chan = tokio::select! {

@@ -38,6 +38,16 @@
 //! the outbound service types) wraps both stacks from that one value, so
 //! the services it makes share whatever state it holds.
 //!
+//! A layer that depends on *who* is at the other end (authorization by
+//! TLS certificate, per-peer metrics or audit) is made per channel: the
+//! `_fn` variants ([`Peer::message_layer_fn`](crate::peer::Peer::message_layer_fn),
+//! [`Peer::inbound_message_layer_fn`](crate::peer::Peer::inbound_message_layer_fn))
+//! take a closure that builds the layer from the channel's
+//! [`ChannelInfo`] (the peer's `Aid`, address and certificate identity)
+//! once the handshake is done, as `axum`'s connect info or a tonic
+//! request's peer certificates. It runs once per channel; nothing is
+//! added per message.
+//!
 //! Your layers see the stack's services boxed, as the types below: any
 //! `tower` middleware whose service fits them works unchanged. With no
 //! layer of yours, nothing is boxed (the built-in stack keeps its concrete
@@ -46,6 +56,7 @@
 //! [`Channel::stack`](crate::peer::Channel::stack) describes the stack a
 //! channel runs, bottom-up, your layers included.
 
+use crate::peer::ChannelInfo;
 use crate::{BoxError, Inbound};
 use bytes::Bytes;
 use scipp_codecs::msg::Msg;
@@ -70,46 +81,66 @@ pub type InboundMessages = BoxService<Inbound, (), BoxError>;
 /// payload validation down.
 pub type OutboundMessages = BoxCloneSyncService<Msg, (), BoxError>;
 
-type Wrap<S> = Arc<dyn Fn(S) -> S + Send + Sync>;
+/// One user layer made for one channel: wraps the rest of the stack.
+type Wrap<S> = Box<dyn FnOnce(S) -> S + Send>;
 
-/// One user layer, type-erased, with a name for [`StackDescription`].
-struct Named<S> {
+/// What one user layer adds to one channel's stacks, per position and
+/// direction.
+#[derive(Default)]
+pub(crate) struct Made {
+    frames_in: Option<Wrap<InboundFrames>>,
+    frames_out: Option<Wrap<OutboundFrames>>,
+    messages_in: Option<Wrap<InboundMessages>>,
+    messages_out: Option<Wrap<OutboundMessages>>,
+}
+
+/// Makes a layer's wrappers for a channel, given what is known about it.
+type Make = Arc<dyn Fn(&ChannelInfo) -> Made + Send + Sync>;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Position {
+    Frames,
+    Messages,
+}
+
+/// One user layer of a peer, type-erased, with a name for
+/// [`StackDescription`] and where it goes.
+#[derive(Clone)]
+struct Entry {
     name: String,
-    wrap: Wrap<S>,
+    position: Position,
+    inbound: bool,
+    outbound: bool,
+    make: Make,
 }
 
-impl<S> Clone for Named<S> {
-    fn clone(&self) -> Self {
-        Named {
-            name: self.name.clone(),
-            wrap: self.wrap.clone(),
-        }
-    }
-}
-
-/// The user's layers of a peer, per position and direction, listed from
-/// the wire up.
+/// The user's layers of a peer, in the order they were added (from the
+/// wire up). A channel makes its own wrappers from them
+/// ([`for_channel`](Self::for_channel)) once its peer is known.
 #[derive(Clone, Default)]
 pub(crate) struct UserLayers {
-    frames_in: Vec<Named<InboundFrames>>,
-    frames_out: Vec<Named<OutboundFrames>>,
-    messages_in: Vec<Named<InboundMessages>>,
-    messages_out: Vec<Named<OutboundMessages>>,
+    entries: Vec<Entry>,
 }
 
 impl fmt::Debug for UserLayers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UserLayers")
-            .field("frames_in", &names_of(&self.frames_in))
-            .field("frames_out", &names_of(&self.frames_out))
-            .field("messages_in", &names_of(&self.messages_in))
-            .field("messages_out", &names_of(&self.messages_out))
+            .field("frames_in", &self.names(Position::Frames, true))
+            .field("frames_out", &self.names(Position::Frames, false))
+            .field("messages_in", &self.names(Position::Messages, true))
+            .field("messages_out", &self.names(Position::Messages, false))
             .finish()
     }
 }
 
-fn names_of<S>(v: &[Named<S>]) -> Vec<String> {
-    v.iter().map(|n| n.name.clone()).collect()
+fn wrap_in<T: 'static, L: InboundLayer<T>>(layer: Arc<L>) -> Wrap<BoxService<T, (), BoxError>> {
+    Box::new(move |inner| layer.wrap_inbound(inner))
+}
+
+fn wrap_out<T: 'static, L: OutboundLayer<T>>(
+    layer: Arc<L>,
+) -> Wrap<BoxCloneSyncService<T, (), BoxError>> {
+    Box::new(move |inner| layer.wrap_outbound(inner))
 }
 
 /// A layer that fits the receive stack at the position whose items are
@@ -164,98 +195,191 @@ where
 }
 
 impl UserLayers {
-    pub(crate) fn add_frames_in<L: InboundLayer<Bytes>>(&mut self, layer: Arc<L>) {
-        self.frames_in.push(Named {
+    fn push<L: ?Sized>(&mut self, position: Position, inbound: bool, outbound: bool, make: Make) {
+        self.entries.push(Entry {
             name: short_type_name::<L>(),
-            wrap: Arc::new(move |inner| layer.wrap_inbound(inner)),
+            position,
+            inbound,
+            outbound,
+            make,
         });
+    }
+
+    pub(crate) fn add_frames_in<L: InboundLayer<Bytes>>(&mut self, layer: Arc<L>) {
+        let make = move |_: &ChannelInfo| Made {
+            frames_in: Some(wrap_in(layer.clone())),
+            ..Made::default()
+        };
+        self.push::<L>(Position::Frames, true, false, Arc::new(make));
     }
 
     pub(crate) fn add_frames_out<L: OutboundLayer<Bytes>>(&mut self, layer: Arc<L>) {
-        self.frames_out.push(Named {
-            name: short_type_name::<L>(),
-            wrap: Arc::new(move |inner| layer.wrap_outbound(inner)),
-        });
+        let make = move |_: &ChannelInfo| Made {
+            frames_out: Some(wrap_out(layer.clone())),
+            ..Made::default()
+        };
+        self.push::<L>(Position::Frames, false, true, Arc::new(make));
     }
 
     pub(crate) fn add_messages_in<L: InboundLayer<Inbound>>(&mut self, layer: Arc<L>) {
-        self.messages_in.push(Named {
-            name: short_type_name::<L>(),
-            wrap: Arc::new(move |inner| layer.wrap_inbound(inner)),
-        });
+        let make = move |_: &ChannelInfo| Made {
+            messages_in: Some(wrap_in(layer.clone())),
+            ..Made::default()
+        };
+        self.push::<L>(Position::Messages, true, false, Arc::new(make));
     }
 
     pub(crate) fn add_messages_out<L: OutboundLayer<Msg>>(&mut self, layer: Arc<L>) {
-        self.messages_out.push(Named {
-            name: short_type_name::<L>(),
-            wrap: Arc::new(move |inner| layer.wrap_outbound(inner)),
-        });
+        let make = move |_: &ChannelInfo| Made {
+            messages_out: Some(wrap_out(layer.clone())),
+            ..Made::default()
+        };
+        self.push::<L>(Position::Messages, false, true, Arc::new(make));
+    }
+
+    /// A messages-position layer that `make` builds for each channel, in
+    /// the directions asked for; one value per channel serves both.
+    pub(crate) fn add_messages_per_channel<L, F>(&mut self, make: F, inbound: bool, outbound: bool)
+    where
+        L: InboundLayer<Inbound> + OutboundLayer<Msg>,
+        F: Fn(&ChannelInfo) -> L + Send + Sync + 'static,
+    {
+        let make = move |info: &ChannelInfo| {
+            let layer = Arc::new(make(info));
+            Made {
+                messages_in: inbound.then(|| wrap_in(layer.clone())),
+                messages_out: outbound.then(|| wrap_out(layer)),
+                ..Made::default()
+            }
+        };
+        self.push::<L>(Position::Messages, inbound, outbound, Arc::new(make));
+    }
+
+    /// An inbound-only messages-position layer that `make` builds for
+    /// each channel.
+    pub(crate) fn add_messages_in_per_channel<L, F>(&mut self, make: F)
+    where
+        L: InboundLayer<Inbound>,
+        F: Fn(&ChannelInfo) -> L + Send + Sync + 'static,
+    {
+        let make = move |info: &ChannelInfo| Made {
+            messages_in: Some(wrap_in(Arc::new(make(info)))),
+            ..Made::default()
+        };
+        self.push::<L>(Position::Messages, true, false, Arc::new(make));
+    }
+
+    /// An outbound-only messages-position layer that `make` builds for
+    /// each channel.
+    pub(crate) fn add_messages_out_per_channel<L, F>(&mut self, make: F)
+    where
+        L: OutboundLayer<Msg>,
+        F: Fn(&ChannelInfo) -> L + Send + Sync + 'static,
+    {
+        let make = move |info: &ChannelInfo| Made {
+            messages_out: Some(wrap_out(Arc::new(make(info)))),
+            ..Made::default()
+        };
+        self.push::<L>(Position::Messages, false, true, Arc::new(make));
     }
 
     /// Whether the receive stack has no layer of the user's.
     pub(crate) fn inbound_is_empty(&self) -> bool {
-        self.frames_in.is_empty() && self.messages_in.is_empty()
+        !self.entries.iter().any(|e| e.inbound)
     }
 
     /// Whether the send stack has no layer of the user's.
     pub(crate) fn outbound_is_empty(&self) -> bool {
-        self.frames_out.is_empty() && self.messages_out.is_empty()
+        !self.entries.iter().any(|e| e.outbound)
     }
 
-    /// The inbound frame layers around `codec` (the first added outermost:
-    /// it meets a frame first).
-    pub(crate) fn wrap_frames_in(&self, codec: InboundFrames) -> InboundFrames {
-        self.frames_in
+    fn names(&self, position: Position, inbound: bool) -> Vec<String> {
+        self.entries
             .iter()
-            .rev()
-            .fold(codec, |svc, layer| (layer.wrap)(svc))
+            .filter(|e| e.position == position && if inbound { e.inbound } else { e.outbound })
+            .map(|e| e.name.clone())
+            .collect()
     }
 
-    /// The outbound frame layers around `writer` (the first added
-    /// innermost: it is the last to touch a frame).
-    pub(crate) fn wrap_frames_out(&self, writer: OutboundFrames) -> OutboundFrames {
-        self.frames_out
-            .iter()
-            .fold(writer, |svc, layer| (layer.wrap)(svc))
-    }
-
-    /// The inbound message layers around `router`.
-    pub(crate) fn wrap_messages_in(&self, router: InboundMessages) -> InboundMessages {
-        self.messages_in
-            .iter()
-            .rev()
-            .fold(router, |svc, layer| (layer.wrap)(svc))
-    }
-
-    /// The outbound message layers around `checks` (payload validation
-    /// and below).
-    pub(crate) fn wrap_messages_out(&self, checks: OutboundMessages) -> OutboundMessages {
-        self.messages_out
-            .iter()
-            .fold(checks, |svc, layer| (layer.wrap)(svc))
+    /// The wrappers of one channel, made from what is known about it.
+    pub(crate) fn for_channel(&self, info: &ChannelInfo) -> ChannelLayers {
+        let mut layers = ChannelLayers::default();
+        for entry in &self.entries {
+            let made = (entry.make)(info);
+            layers.frames_in.extend(made.frames_in);
+            layers.frames_out.extend(made.frames_out);
+            layers.messages_in.extend(made.messages_in);
+            layers.messages_out.extend(made.messages_out);
+        }
+        layers
     }
 
     /// The stack these layers make, around the built-in ones.
     pub(crate) fn describe(&self, codec: &str, policy: &str) -> StackDescription {
         let user = |v: Vec<String>| v.into_iter().map(|n| format!("[yours] {n}"));
         let mut receive = vec!["framing (u32-LE length prefix)".to_owned()];
-        receive.extend(user(names_of(&self.frames_in)));
+        receive.extend(user(self.names(Position::Frames, true)));
         receive.push(format!("codec ({codec})"));
         receive.push("msg_type (dialog state)".to_owned());
         receive.push("payload (spec check)".to_owned());
         receive.push("relay (failures above -> Error to the peer)".to_owned());
-        receive.extend(user(names_of(&self.messages_in)));
+        receive.extend(user(self.names(Position::Messages, true)));
         receive.push(format!(
             "route (contexts and endpoints; policy for invalid items: {policy})"
         ));
         let mut send = vec!["writer (batched writes)".to_owned()];
-        send.extend(user(names_of(&self.frames_out)));
+        send.extend(user(self.names(Position::Frames, false)));
         send.push(format!("codec ({codec})"));
         send.push("msg_type (never send an illegal message)".to_owned());
         send.push("payload (Started round trip)".to_owned());
-        send.extend(user(names_of(&self.messages_out)));
+        send.extend(user(self.names(Position::Messages, false)));
         send.push("contexts, endpoints and router replies".to_owned());
         StackDescription { receive, send }
+    }
+}
+
+/// The user's layers made for one channel, per position and direction,
+/// listed from the wire up; each wraps once.
+#[derive(Default)]
+pub(crate) struct ChannelLayers {
+    frames_in: Vec<Wrap<InboundFrames>>,
+    frames_out: Vec<Wrap<OutboundFrames>>,
+    messages_in: Vec<Wrap<InboundMessages>>,
+    messages_out: Vec<Wrap<OutboundMessages>>,
+}
+
+impl ChannelLayers {
+    /// The inbound frame layers around `codec` (the first added outermost:
+    /// it meets a frame first).
+    pub(crate) fn wrap_frames_in(&mut self, codec: InboundFrames) -> InboundFrames {
+        std::mem::take(&mut self.frames_in)
+            .into_iter()
+            .rev()
+            .fold(codec, |svc, wrap| wrap(svc))
+    }
+
+    /// The outbound frame layers around `writer` (the first added
+    /// innermost: it is the last to touch a frame).
+    pub(crate) fn wrap_frames_out(&mut self, writer: OutboundFrames) -> OutboundFrames {
+        std::mem::take(&mut self.frames_out)
+            .into_iter()
+            .fold(writer, |svc, wrap| wrap(svc))
+    }
+
+    /// The inbound message layers around `router`.
+    pub(crate) fn wrap_messages_in(&mut self, router: InboundMessages) -> InboundMessages {
+        std::mem::take(&mut self.messages_in)
+            .into_iter()
+            .rev()
+            .fold(router, |svc, wrap| wrap(svc))
+    }
+
+    /// The outbound message layers around `checks` (payload validation
+    /// and below).
+    pub(crate) fn wrap_messages_out(&mut self, checks: OutboundMessages) -> OutboundMessages {
+        std::mem::take(&mut self.messages_out)
+            .into_iter()
+            .fold(checks, |svc, wrap| wrap(svc))
     }
 }
 

@@ -6,8 +6,12 @@
 //! handshake on the encrypted stream ([`Peer::accept`] /
 //! [`Peer::channel`]), so every layer above framing is unchanged. Both
 //! return the [`Channel`] with the other side's [`PeerIdentity`]: the names
-//! in its end-entity certificate, for an authorization layer to allow per
-//! identity.
+//! in its end-entity certificate. The channel's layers see it too
+//! ([`ChannelInfo::identity`](crate::peer::ChannelInfo::identity), in a
+//! layer made per channel with
+//! [`Peer::inbound_message_layer_fn`](crate::peer::Peer::inbound_message_layer_fn)),
+//! so an [`AuthorizeLayer`](crate::authorize::AuthorizeLayer) can allow
+//! per identity.
 //!
 //! - **Server certificates**: the acceptor presents a certificate chain;
 //!   the connector checks it against its CA roots and the name it dialed
@@ -47,7 +51,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::peer::{Channel, Peer, PeerError};
+use crate::peer::{Channel, ConnectInfo, Peer, PeerError};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use scipp_codecs::msg::Addr;
@@ -313,12 +317,38 @@ impl TlsAcceptor {
         C: Codec,
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        self.accept_with(peer, io, ConnectInfo::new()).await
+    }
+
+    /// [`accept`](Self::accept), with what else is known about the
+    /// connection (its address, say). The client's identity is added to
+    /// it, so the channel's layers see it
+    /// ([`ChannelInfo::identity`](crate::peer::ChannelInfo::identity),
+    /// e.g. an [`AuthorizeLayer`](crate::authorize::AuthorizeLayer) with
+    /// per-identity rules), and so does [`Channel::info`].
+    ///
+    /// # Errors
+    /// As [`accept`](Self::accept).
+    pub async fn accept_with<C, IO>(
+        &self,
+        peer: &Peer<C>,
+        io: IO,
+        connect: ConnectInfo,
+    ) -> Result<(Channel<C>, Option<PeerIdentity>), TlsError>
+    where
+        C: Codec,
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let tls = bounded(self.handshake_timeout, self.inner.accept(io)).await?;
         let identity = PeerIdentity::of(tls.get_ref().1.peer_certificates());
-        if let Some(identity) = &identity {
-            tracing::debug!(names = ?identity.dns_names(), "TLS client certificate accepted");
-        }
-        Ok((peer.accept(tls).await?, identity))
+        let connect = match &identity {
+            Some(identity) => {
+                tracing::debug!(names = ?identity.dns_names(), "TLS client certificate accepted");
+                connect.identity(identity.clone())
+            }
+            None => connect,
+        };
+        Ok((peer.accept_with(tls, connect).await?, identity))
     }
 }
 
@@ -393,12 +423,28 @@ impl TlsConnector {
         C: Codec,
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        self.channel_with(peer, io, server_name, ConnectInfo::new())
+            .await
+    }
+
+    async fn channel_with<C, IO>(
+        &self,
+        peer: &Peer<C>,
+        io: IO,
+        server_name: &str,
+        connect: ConnectInfo,
+    ) -> Result<(Channel<C>, PeerIdentity), TlsError>
+    where
+        C: Codec,
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let name = ServerName::try_from(server_name.to_owned())
             .map_err(|_| TlsError::ServerName(server_name.to_owned()))?;
         let tls = bounded(self.handshake_timeout, self.inner.connect(name, io)).await?;
         let identity = PeerIdentity::of(tls.get_ref().1.peer_certificates())
             .ok_or_else(|| TlsError::Empty("server certificate"))?;
-        Ok((peer.channel(tls).await?, identity))
+        let connect = connect.identity(identity.clone());
+        Ok((peer.channel_with(tls, connect).await?, identity))
     }
 
     /// Connects over TCP to `addr` and runs [`channel`](Self::channel),
@@ -424,6 +470,8 @@ impl TlsConnector {
             .await
             .map_err(TlsError::Io)?;
         tcp.set_nodelay(true).map_err(TlsError::Io)?;
-        self.channel(peer, tcp, server_name.unwrap_or(host)).await
+        let connect = ConnectInfo::new().remote_addr(tcp.peer_addr().map_err(TlsError::Io)?);
+        self.channel_with(peer, tcp, server_name.unwrap_or(host), connect)
+            .await
     }
 }

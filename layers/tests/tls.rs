@@ -291,3 +291,125 @@ async fn tls_over_tcp_checks_the_address_it_dialed() {
     drop(chan);
     within(serving).await.unwrap();
 }
+
+/// A server whose authorization trusts a certificate, not a name: over
+/// mutual TLS, the client whose certificate names `admin.test` may cancel
+/// the actor and call `svc:secret`; another client, claiming the very same
+/// `Aid` name, is refused both with a typed `PermissionError` while its
+/// allowed call succeeds on the same channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_by_certificate_identity_over_mutual_tls() {
+    use scipp_layers::authorize::AuthorizeLayer;
+    use scipp_layers::context::ContextError;
+    use scipp_layers::server::ServeConfig;
+    use std::sync::Mutex;
+
+    let pki = pki();
+    let mut endpoints = Endpoints::new();
+    endpoints.rpc("svc", "count", |_: BTreeMap<String, ()>| async { Ok(1) });
+    endpoints.rpc("svc", "secret", |_: BTreeMap<String, ()>| async { Ok(42) });
+    let rules = AuthorizeLayer::new()
+        .allow("svc", "count")
+        .allow_for_identity("admin.test", "svc", "secret")
+        .trust_identity("admin.test");
+    // what each channel's layer was made from
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let server = Peer::new("scipp_svc", MsgpackCodec::new())
+        .endpoints(endpoints)
+        .inbound_message_layer_fn(move |info| {
+            let names = info.identity().map(|id| id.dns_names().to_vec());
+            record
+                .lock()
+                .unwrap()
+                .push((names, info.remote_addr(), info.peer().name.clone()));
+            rules.for_channel(info)
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = ServeConfig {
+        tls: Some(Arc::new(pki.acceptor(Some(&pki.ca.pem())))),
+        ..ServeConfig::default()
+    };
+    let served = server.serve_with(listener, config);
+    let addr = served.local_addr().clone();
+    let connect = |cert: pki::Pem| {
+        let connector = pki.connector(Some(&cert));
+        let addr = addr.clone();
+        async move {
+            // both claim the same name: only the certificate differs
+            let me = Peer::new("scipp_client", MsgpackCodec::new());
+            let (chan, _) = within(connector.connect(&me, &addr, Some("svc.test")))
+                .await
+                .unwrap();
+            chan
+        }
+    };
+    let no_kwargs = BTreeMap::<String, ()>::new();
+    let refused = |result: Result<usize, ContextError>, what: &str| match result {
+        Err(ContextError::Remote(err)) => {
+            assert_eq!(err.boxed_type(), "PermissionError", "{err}");
+            assert!(err.traceback().contains(what), "{err}");
+            assert!(err.traceback().contains("guest.test"), "{err}");
+        }
+        other => panic!("expected a PermissionError, got {other:?}"),
+    };
+
+    let guest = connect(pki.ca.leaf(&["guest.test"])).await;
+    let n: usize = within(guest.rpc("svc", "count", &no_kwargs)).await.unwrap();
+    assert_eq!(n, 1);
+    refused(
+        within(guest.rpc("svc", "secret", &no_kwargs)).await,
+        "may not call `svc:secret`",
+    );
+    refused(
+        within(guest.cancel_actor()).await.map(|()| 0),
+        "may not cancel this actor",
+    );
+    let n: usize = within(guest.rpc("svc", "count", &no_kwargs)).await.unwrap();
+    assert_eq!(n, 1, "the channel keeps serving");
+    use futures_util::FutureExt;
+    assert!(
+        served.cancel_requested().now_or_never().is_none(),
+        "a refused cancel reached the actor"
+    );
+
+    let admin = connect(pki.ca.leaf(&["admin.test"])).await;
+    let n: usize = within(admin.rpc("svc", "secret", &no_kwargs))
+        .await
+        .unwrap();
+    assert_eq!(n, 42);
+    within(admin.cancel_actor()).await.unwrap();
+    within(served.cancel_requested()).await;
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "one layer per channel: {seen:?}");
+    for ((names, from, peer), expected) in seen.iter().zip(["guest.test", "admin.test"]) {
+        assert_eq!(names.as_deref(), Some(&[expected.to_owned()][..]));
+        assert!(from.is_some_and(|a| a.ip().is_loopback()), "{from:?}");
+        assert_eq!(peer, "scipp_client");
+    }
+    within(served.shutdown()).await.unwrap();
+}
+
+/// Per-identity rules on a layer that never saw its channel allow nothing
+/// (fail closed), and the layer still applies its rules for everyone.
+#[tokio::test]
+async fn identity_rules_without_channel_info_allow_nothing() {
+    use scipp_layers::authorize::AuthorizeLayer;
+    let (server, _) = counting_server();
+    let server = server.inbound_message_layer(
+        AuthorizeLayer::new()
+            .allow("svc", "count")
+            .trust_identity("scipp_client"),
+    );
+    let client = Peer::new("scipp_client", MsgpackCodec::new());
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let (_served, chan) = within(async { tokio::join!(server.accept(a), client.channel(b)) }).await;
+    let chan = chan.unwrap();
+    let n: usize = within(chan.rpc("svc", "count", &BTreeMap::<String, ()>::new()))
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let err = within(chan.cancel_actor()).await.unwrap_err();
+    assert!(err.to_string().contains("PermissionError"), "{err}");
+}
