@@ -20,7 +20,7 @@
 mod child;
 mod error;
 mod parent;
-mod typed;
+pub mod typed;
 
 pub use self::child::ChildContext;
 pub use self::error::ContextError;

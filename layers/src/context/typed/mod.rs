@@ -118,7 +118,7 @@ use serde::{de::DeserializeOwned, Serialize};
 /// kwargs and of each phase, written once and used by both sides
 /// ([`Channel::dialog`](crate::peer::Channel::dialog),
 /// [`Endpoints::dialog`](crate::route::Endpoints::dialog)). See the
-/// [module docs](self) for an example.
+/// [module docs](crate::context::typed) for an example.
 pub trait Dialog: 'static {
     /// The namespace of the endpoint (tractor: the module path).
     const NS: &'static str;
