@@ -319,10 +319,22 @@ async fn send_n<C: Codec, T: Serialize>(
     Ok(())
 }
 
+/// `SCIPP_BENCH_USER_LAYER=1`: one pass-through user layer at the messages
+/// position of both peers (what an empty layer of the user's costs).
+fn with_user_layer<C: Codec>(peer: Peer<C>) -> Peer<C> {
+    if std::env::var_os("SCIPP_BENCH_USER_LAYER").is_some() {
+        peer.message_layer(tower::layer::util::Identity::new())
+    } else {
+        peer
+    }
+}
+
 fn serve_one<C: Codec>(io: Box<dyn Io>, codec: C) {
-    let peer = Peer::new("bench_server", codec)
-        .endpoints(bench_endpoints())
-        .config(big_config());
+    let peer = with_user_layer(
+        Peer::new("bench_server", codec)
+            .endpoints(bench_endpoints())
+            .config(big_config()),
+    );
     tokio::spawn(async move {
         if let Ok(chan) = peer.accept(io).await {
             chan.closed().await;
@@ -437,7 +449,7 @@ async fn codec_only_stream<C: Codec>(codec: C, addr: &str, kind: Kind, n: u64) -
 }
 
 fn peer<C: Codec>(codec: C) -> Peer<C> {
-    Peer::new("bench_client", codec).config(big_config())
+    with_user_layer(Peer::new("bench_client", codec).config(big_config()))
 }
 
 /// scipp: `n` typed items from the child's `bench:stream` endpoint.

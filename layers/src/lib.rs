@@ -4,14 +4,22 @@
 //! ```text
 //!            receive path (Service<Bytes> ... Service<Inbound>)      send path (Service<Msg> ... Service<Bytes>)
 //!
-//!  user      your Service<Inbound>                                   your code calls the send stack
-//!   7        policy::{ignore_and_warn, fail_fast, relay_to_sender, from_fn}
+//!   7        policy (a ReceivePolicy: per context, else the peer's; for the items of no context)
+//!   6        route::Router              (contexts, endpoints)        contexts, endpoints, router replies
+//!   user     [your message layers]      Peer::message_layer          [your message layers]
+//!   6        relay::ErrorRelayLayer     (failures -> Error)
 //!   5        payload::ValidatePayloadLayer  (spec check)             payload::ValidatePayloadLayer (Started round trip)
 //!   4        msg_type::EnforceMsgTypeLayer  (dialog state)           msg_type::EnforceMsgTypeLayer (never send illegal)
 //!   3        codec::CodecLayer              (Bytes -> Inbound)       codec::CodecLayer              (Msg -> Bytes)
+//!   user     [your frame layers]        Peer::frame_layer            [your frame layers]
 //!   2        framing::FrameCodec            (u32-LE frames)          channel::Writer                (batched writes)
-//!   1        any AsyncRead + AsyncWrite: TCP, Unix socket, tokio::io::duplex
+//!   1        any AsyncRead + AsyncWrite: TCP, Unix socket, tokio::io::duplex, TLS
 //! ```
+//!
+//! This is the stack a [`Peer`](peer::Peer) builds for every channel (see
+//! [`stack`] for where your layers go, and
+//! [`Channel::stack`](peer::Channel::stack) for a channel's own listing).
+//! The same layers compose by hand, as below, for a stack without a peer.
 //!
 //! Each layer is a `tower::Layer`; [`tower::ServiceBuilder`] stacks them,
 //! first layer outermost, so a receive stack reads bottom-up in the order

@@ -634,11 +634,17 @@ impl<C: Codec> Peer<C> {
             )
             .layer(enforce.clone())
             .layer(CodecLayer::new(codec.clone()));
+        // Each type-erased level costs a boxed future per message: box
+        // only the levels that have a layer of the user's around them.
         let send = if self.layers.outbound_is_empty() {
             Sender::Plain(checks_out.service(writer))
         } else {
-            let frames = layers.wrap_frames_out(OutboundFrames::new(writer));
-            let checks = OutboundMessages::new(checks_out.service(frames));
+            let checks = if layers.has_frames_out() {
+                let frames = layers.wrap_frames_out(OutboundFrames::new(writer));
+                OutboundMessages::new(checks_out.service(frames))
+            } else {
+                OutboundMessages::new(checks_out.service(writer))
+            };
             Sender::Layered(layers.wrap_messages_out(checks))
         };
         let (orphan_tx, orphans) = mpsc::channel(64);
@@ -666,19 +672,30 @@ impl<C: Codec> Peer<C> {
         let router = Router::new(shared.clone());
         let span = tracing::debug_span!("channel", peer = %peer.name, me = %self.aid.name, codec = codec.name());
         let idle = self.config.idle_timeout;
-        let reader = if self.layers.inbound_is_empty() {
-            spawn_reader(
+        let (with_frames, with_messages) = (layers.has_frames_in(), layers.has_messages_in());
+        let reader = match (with_frames, with_messages) {
+            (false, false) => spawn_reader(
                 frames,
                 checks_in.service(router),
                 idle,
                 shared.clone(),
                 span,
-            )
-        } else {
-            let top = layers.wrap_messages_in(InboundMessages::new(router));
-            let bottom = InboundFrames::new(checks_in.service(top));
-            let receive = layers.wrap_frames_in(bottom);
-            spawn_reader(frames, receive, idle, shared.clone(), span)
+            ),
+            (false, true) => {
+                let top = layers.wrap_messages_in(InboundMessages::new(router));
+                spawn_reader(frames, checks_in.service(top), idle, shared.clone(), span)
+            }
+            (true, false) => {
+                let bottom = InboundFrames::new(checks_in.service(router));
+                let receive = layers.wrap_frames_in(bottom);
+                spawn_reader(frames, receive, idle, shared.clone(), span)
+            }
+            (true, true) => {
+                let top = layers.wrap_messages_in(InboundMessages::new(router));
+                let bottom = InboundFrames::new(checks_in.service(top));
+                let receive = layers.wrap_frames_in(bottom);
+                spawn_reader(frames, receive, idle, shared.clone(), span)
+            }
         };
         Ok(Channel {
             inner: Arc::new(ChannelInner {

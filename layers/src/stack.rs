@@ -283,11 +283,6 @@ impl UserLayers {
         self.push::<L>(Position::Messages, false, true, Arc::new(make));
     }
 
-    /// Whether the receive stack has no layer of the user's.
-    pub(crate) fn inbound_is_empty(&self) -> bool {
-        !self.entries.iter().any(|e| e.inbound)
-    }
-
     /// Whether the send stack has no layer of the user's.
     pub(crate) fn outbound_is_empty(&self) -> bool {
         !self.entries.iter().any(|e| e.outbound)
@@ -349,6 +344,21 @@ pub(crate) struct ChannelLayers {
 }
 
 impl ChannelLayers {
+    /// Whether there are inbound frame layers.
+    pub(crate) fn has_frames_in(&self) -> bool {
+        !self.frames_in.is_empty()
+    }
+
+    /// Whether there are outbound frame layers.
+    pub(crate) fn has_frames_out(&self) -> bool {
+        !self.frames_out.is_empty()
+    }
+
+    /// Whether there are inbound message layers.
+    pub(crate) fn has_messages_in(&self) -> bool {
+        !self.messages_in.is_empty()
+    }
+
     /// The inbound frame layers around `codec` (the first added outermost:
     /// it meets a frame first).
     pub(crate) fn wrap_frames_in(&mut self, codec: InboundFrames) -> InboundFrames {
