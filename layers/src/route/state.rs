@@ -66,6 +66,9 @@ pub(crate) type SendStack<C> = crate::payload::ValidatePayload<
 /// peer has no outbound layer of the user's (nothing boxed per message),
 /// else the user's layers around it, boxed.
 #[derive(Clone)]
+// `Plain` is the common case and is kept inline (no pointer to chase per
+// send); it is the big one since the payload layer caches its last spec.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Sender<C> {
     Plain(SendStack<C>),
     Layered(OutboundMessages),
