@@ -71,10 +71,13 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
             StateProj::Inner { fut } => fut.poll(cx).map_err(Into::into),
+            // `unwrap_or_else`: with `unwrap_or`, the error for a misuse
+            // was built (a `String` and a box) and dropped on every poll,
+            // two allocations per received message (dhat, `BENCHMARKS.md`)
             StateProj::Ready { result } => Poll::Ready(
                 result
                     .take()
-                    .unwrap_or(Err("response future polled after completion".into())),
+                    .unwrap_or_else(|| Err("response future polled after completion".into())),
             ),
             StateProj::Boxed { fut } => fut.as_mut().poll(cx),
         }

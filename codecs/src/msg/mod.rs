@@ -25,11 +25,12 @@ use std::fmt;
 /// let msg = Msg::Stop(Stop { cid: Cid::from("c1") });
 /// assert_eq!(msg.kind(), MsgKind::Stop);
 /// assert_eq!(msg.cid().map(Cid::as_str), Some("c1"));
-/// assert_eq!(std::mem::size_of::<Msg>(), 64);
+/// assert_eq!(std::mem::size_of::<Msg>(), 72);
 /// ```
 ///
 /// The big, rarer messages (`Aid`, `SpawnSpec`, `Start`, `Error`) are boxed so a
-/// `Msg` stays small (64 bytes) on the hot path of `Yield`s; build them with
+/// `Msg` stays small (72 bytes: a payload's decoded value rides in one box,
+/// not two, see [`RawPayload`]) on the hot path of `Yield`s; build them with
 /// `.into()`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {

@@ -1,3 +1,4 @@
+use super::spec::SpecCache;
 use super::PayloadSpecs;
 use crate::future::ResponseFuture;
 use crate::{BoxError, Inbound};
@@ -79,6 +80,7 @@ impl<S, C: Clone> Layer<S> for ValidatePayloadLayer<C> {
             inner,
             codec: self.codec.clone(),
             specs: self.specs.clone(),
+            last_spec: None,
             peer: self.peer.clone(),
             strict: self.strict,
         }
@@ -91,6 +93,8 @@ pub struct ValidatePayload<S, C> {
     inner: S,
     codec: C,
     specs: PayloadSpecs<C>,
+    /// The receive side's last lookup (a stream names one cid over and over).
+    last_spec: SpecCache<C>,
     peer: Option<Uid>,
     strict: bool,
 }
@@ -119,9 +123,8 @@ where
     fn call(&mut self, item: Inbound) -> Self::Future {
         let item = match item {
             Inbound::Msg(mut msg) if msg.pld().is_some() => {
-                let spec = self
-                    .specs
-                    .get(msg.cid().expect("payload messages have a cid"));
+                let cid = msg.cid().expect("payload messages have a cid");
+                let spec = self.specs.get_cached(cid, &mut self.last_spec);
                 // the decoded value rides along: the context takes it
                 // instead of decoding the payload a second time
                 match spec.validate_keeping(&self.codec, &mut msg, self.peer.as_ref()) {

@@ -8,6 +8,7 @@ use scipp_codecs::{Codec, PayloadError};
 use serde::de::DeserializeOwned;
 use std::any::Any;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Decodes a payload as the spec's type, boxed for the consumer.
@@ -365,7 +366,15 @@ pub struct PayloadSpecs<C = crate::DefaultCodec> {
 struct Shared<C> {
     default: PldSpec<C>,
     per_cid: Mutex<CidMap<PldSpec<C>>>,
+    /// Bumped by every `set` and `remove`: a [`SpecCache`] entry of an
+    /// older generation is stale.
+    generation: AtomicU64,
 }
+
+/// The last spec one service looked up, with the table's generation at
+/// the time: a stream's messages all name the same cid, and a hit skips
+/// the table's lock, hash and clone.
+pub(crate) type SpecCache<C> = Option<(Cid, u64, PldSpec<C>)>;
 
 impl<C> Clone for PayloadSpecs<C> {
     fn clone(&self) -> Self {
@@ -390,18 +399,23 @@ impl<C> PayloadSpecs<C> {
             inner: Arc::new(Shared {
                 default,
                 per_cid: Mutex::new(CidMap::default()),
+                generation: AtomicU64::new(0),
             }),
         }
     }
 
     /// Sets the spec of one context.
     pub fn set(&self, cid: Cid, spec: PldSpec<C>) {
-        self.lock().insert(cid, spec);
+        let mut table = self.lock();
+        table.insert(cid, spec);
+        self.inner.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Forgets a finished context's spec.
     pub fn remove(&self, cid: &Cid) {
-        self.lock().remove(cid);
+        let mut table = self.lock();
+        table.remove(cid);
+        self.inner.generation.fetch_add(1, Ordering::Release);
     }
 
     /// The spec in force for `cid`.
@@ -412,11 +426,53 @@ impl<C> PayloadSpecs<C> {
             .unwrap_or_else(|| self.inner.default.clone())
     }
 
+    /// [`get`](Self::get) through `cache`: the cached spec while the
+    /// table has not changed since it was looked up.
+    pub(crate) fn get_cached<'a>(&self, cid: &Cid, cache: &'a mut SpecCache<C>) -> &'a PldSpec<C> {
+        // read before the lookup: a change racing with it bumps the
+        // generation past the one cached, and the next call looks again
+        let generation = self.inner.generation.load(Ordering::Acquire);
+        let hit = matches!(cache, Some((c, g, _)) if *g == generation && c == cid);
+        if !hit {
+            *cache = Some((cid.clone(), generation, self.get(cid)));
+        }
+        match cache {
+            Some((_, _, spec)) => spec,
+            None => unreachable!("filled above"),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, CidMap<PldSpec<C>>> {
         // The map holds no invariant a panicking holder could break.
         self.inner
             .per_cid
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+    use scipp_codecs::msgpack::MsgpackCodec;
+
+    #[test]
+    fn a_cached_spec_follows_every_change_of_the_table() {
+        let specs = PayloadSpecs::<MsgpackCodec>::new(PldSpec::any());
+        let (c1, c2) = (Cid::from("c1"), Cid::from("c2"));
+        let mut cache = None;
+        assert_eq!(specs.get_cached(&c1, &mut cache).name(), "Any");
+        specs.set(c1.clone(), PldSpec::of::<i64>());
+        assert_eq!(specs.get_cached(&c1, &mut cache).name(), "int");
+        assert_eq!(
+            specs.get_cached(&c2, &mut cache).name(),
+            "Any",
+            "another cid"
+        );
+        assert_eq!(specs.get_cached(&c1, &mut cache).name(), "int");
+        specs.set(c1.clone(), PldSpec::of::<String>());
+        assert_eq!(specs.get_cached(&c1, &mut cache).name(), "str");
+        specs.remove(&c1);
+        assert_eq!(specs.get_cached(&c1, &mut cache).name(), "Any");
     }
 }

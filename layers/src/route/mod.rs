@@ -87,34 +87,36 @@ impl<C: Codec> Service<Inbound> for Router<C> {
     }
 
     fn call(&mut self, item: Inbound) -> Self::Future {
-        let shared = self.shared.clone();
         let done = || RouterFuture::ready(Ok(()));
         match item {
-            Inbound::Msg(Msg::Start(start)) => RouterFuture::boxed(on_start(shared, *start)),
-            item => {
-                let Some(cid) = item.cid().cloned() else {
-                    return match item {
-                        Inbound::Invalid(_) => {
-                            RouterFuture::boxed(judge_orphan(shared, self.orphans.clone(), item))
-                        }
-                        item => {
-                            on_orphan(&shared, item);
-                            done()
-                        }
-                    };
-                };
-                // The usual case: room in the queue, no future to allocate.
-                match shared.try_deliver(&cid, item) {
-                    TryDeliver::Done => done(),
-                    TryDeliver::Full(delivery, item) => {
-                        RouterFuture::boxed(deliver(shared, delivery, cid, item))
-                    }
-                    TryDeliver::NoContext(item) => {
-                        on_unknown_cid(&shared, &cid, &item);
-                        done()
-                    }
-                }
+            Inbound::Msg(Msg::Start(start)) => {
+                RouterFuture::boxed(on_start(self.shared.clone(), *start))
             }
+            item if item.cid().is_none() => match item {
+                Inbound::Invalid(_) => RouterFuture::boxed(judge_orphan(
+                    self.shared.clone(),
+                    self.orphans.clone(),
+                    item,
+                )),
+                item => {
+                    on_orphan(&self.shared, item);
+                    done()
+                }
+            },
+            // The usual case: room in the queue, nothing cloned, no future
+            // to allocate.
+            item => match self.shared.try_deliver(item) {
+                TryDeliver::Done => done(),
+                TryDeliver::Full(delivery, cid, item) => {
+                    RouterFuture::boxed(deliver(self.shared.clone(), delivery, cid, item))
+                }
+                TryDeliver::NoContext(item) => {
+                    if let Some(cid) = item.cid() {
+                        on_unknown_cid(&self.shared, cid, &item);
+                    }
+                    done()
+                }
+            },
         }
     }
 }

@@ -8,11 +8,11 @@
 //! two `Notify`s for the reader and for senders waiting for room. Its
 //! interface mirrors the mpsc one it replaces.
 //!
-//! Wake-ups are the expensive part of a hand-off, so there are few: a
-//! push wakes the reader only when it waits, and senders waiting for room
-//! are woken once the queue has drained to half, not after every pop (a
-//! full stream then costs the reading task one wake-up per half queue
-//! instead of one per message).
+//! Wake-ups and locks are the expensive part of a hand-off, so there are
+//! few: a push wakes the reader only when it waits, and the reader takes
+//! everything queued in one lock (swapping in its empty buffer), so a
+//! busy stream costs it one lock and at most one wake-up per batch, and
+//! senders waiting for room are woken once per batch, not per item.
 
 use crate::Inbound;
 use std::collections::VecDeque;
@@ -60,7 +60,13 @@ pub(crate) fn channel(cap: usize) -> (Sender, Receiver) {
         writable: Notify::new(),
         cap: cap.max(1),
     });
-    (Sender(queue.clone()), Receiver(queue))
+    (
+        Sender(queue.clone()),
+        Receiver {
+            queue,
+            batch: VecDeque::new(),
+        },
+    )
 }
 
 pub(crate) struct Sender(Arc<Queue>);
@@ -126,25 +132,35 @@ impl Sender {
     }
 }
 
-pub(crate) struct Receiver(Arc<Queue>);
+/// The reading end. It takes the whole queue at once (one lock per batch,
+/// not per item) and hands the items out from its own buffer: the queue
+/// and that buffer each hold at most `cap` items, so a context buffers at
+/// most `2 * cap`.
+pub(crate) struct Receiver {
+    queue: Arc<Queue>,
+    /// Items taken from the queue, not yet handed out.
+    batch: VecDeque<Inbound>,
+}
 
 impl Receiver {
     /// The next item; `None` once every sender is gone and the queue is
     /// drained.
     pub(crate) async fn recv(&mut self) -> Option<Inbound> {
+        if let Some(item) = self.batch.pop_front() {
+            return Some(item);
+        }
         loop {
             {
-                let mut state = self.0.state();
-                if let Some(item) = state.items.pop_front() {
-                    let room = state.senders_wait && state.items.len() <= self.0.cap / 2;
-                    if room {
-                        state.senders_wait = false;
-                    }
+                let mut state = self.queue.state();
+                if !state.items.is_empty() {
+                    // the empty buffer (with its allocation) goes back
+                    std::mem::swap(&mut state.items, &mut self.batch);
+                    let room = std::mem::take(&mut state.senders_wait);
                     drop(state);
                     if room {
-                        self.0.writable.notify_waiters();
+                        self.queue.writable.notify_waiters();
                     }
-                    return Some(item);
+                    return self.batch.pop_front();
                 }
                 if state.no_senders {
                     return None;
@@ -152,7 +168,7 @@ impl Receiver {
                 // a push from now on wakes us (or leaves a permit)
                 state.reader_waits = true;
             }
-            self.0.readable.notified().await;
+            self.queue.readable.notified().await;
         }
     }
 }
@@ -160,12 +176,12 @@ impl Receiver {
 impl Drop for Receiver {
     fn drop(&mut self) {
         let dropped = {
-            let mut state = self.0.state();
+            let mut state = self.queue.state();
             state.no_reader = true;
             std::mem::take(&mut state.items)
         };
         drop(dropped);
-        self.0.writable.notify_waiters();
+        self.queue.writable.notify_waiters();
     }
 }
 
@@ -203,7 +219,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn waiting_senders_get_room_once_the_queue_is_half_drained() {
+    async fn the_reader_takes_the_queue_as_a_batch_and_buffers_at_most_twice_its_room() {
         let (tx, mut rx) = channel(4);
         for i in 0..4 {
             tx.try_send(item(i)).unwrap();
@@ -217,21 +233,21 @@ mod tests {
             })
         };
         // let the sender find the queue full and wait
-        while !rx.0.state().senders_wait {
+        while !rx.queue.state().senders_wait {
             tokio::task::yield_now().await;
         }
-        assert_eq!(cid(&rx.recv().await.unwrap()), "c0"); // 3 left
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-        assert!(
-            sent.try_recv().is_err(),
-            "not woken while more than half full"
-        );
-        assert_eq!(cid(&rx.recv().await.unwrap()), "c1"); // 2 left: half
+        // one recv takes all four: the queue is empty, the sender gets room
+        assert_eq!(cid(&rx.recv().await.unwrap()), "c0");
         sent.recv().await.unwrap();
         waiting.await.unwrap();
-        for i in 2..5 {
+        for i in 5..8 {
+            tx.try_send(item(i)).unwrap();
+        }
+        assert!(
+            matches!(tx.try_send(item(8)), Err(TrySendError::Full(_))),
+            "the queue holds 4 (c4..c7) beside the reader's batch (c1..c3): bounded"
+        );
+        for i in 1..8 {
             assert_eq!(cid(&rx.recv().await.unwrap()), format!("c{i}"));
         }
     }

@@ -66,6 +66,9 @@ pub(crate) type SendStack<C> = crate::payload::ValidatePayload<
 /// peer has no outbound layer of the user's (nothing boxed per message),
 /// else the user's layers around it, boxed.
 #[derive(Clone)]
+// `Plain` is the common case and is kept inline (no pointer to chase per
+// send); it is the big one since the payload layer caches its last spec.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Sender<C> {
     Plain(SendStack<C>),
     Layered(OutboundMessages),
@@ -126,7 +129,7 @@ pub(crate) enum TryDeliver {
     /// Queued (or the context is gone and the item was dropped).
     Done,
     /// The queue is full: wait on `Delivery` or report an overrun.
-    Full(Delivery, Inbound),
+    Full(Delivery, Cid, Inbound),
     /// No such context.
     NoContext(Inbound),
 }
@@ -228,20 +231,21 @@ impl<C> Shared<C> {
     /// Hands `item` to its context's queue without waiting (and without
     /// cloning the queue's sender). A full queue gives the item back with a
     /// sender to wait on.
-    pub(crate) fn try_deliver(&self, cid: &Cid, item: Inbound) -> TryDeliver {
+    pub(crate) fn try_deliver(&self, item: Inbound) -> TryDeliver {
         use tokio::sync::mpsc::error::TrySendError;
         let slots = self.slots();
-        let Some(slot) = slots.get(cid) else {
+        let Some(slot) = item.cid().and_then(|cid| slots.get(cid)) else {
             return TryDeliver::NoContext(item);
         };
         match slot.tx.try_send(item) {
             Ok(()) | Err(TrySendError::Closed(_)) => TryDeliver::Done,
-            Err(TrySendError::Full(item)) => TryDeliver::Full(
-                Delivery {
+            Err(TrySendError::Full(item)) => {
+                let cid = item.cid().cloned().expect("looked up by its cid");
+                let delivery = Delivery {
                     tx: slot.tx.clone(),
-                },
-                item,
-            ),
+                };
+                TryDeliver::Full(delivery, cid, item)
+            }
         }
     }
 
