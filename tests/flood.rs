@@ -4,6 +4,8 @@
 //! set above the file limit), and accepts again once the flood is gone.
 #![cfg(unix)]
 
+mod common;
+
 use scipp::peer::{Channel, Peer};
 use scipp::MsgpackCodec;
 use std::collections::BTreeMap;
@@ -47,15 +49,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawns scipp serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let addr = common::listening_addr(&mut child);
         let (tx, stderr) = std::sync::mpsc::channel();
         let err = child.stderr.take().unwrap();
         std::thread::spawn(move || {

@@ -6,12 +6,13 @@
 //! stays bounded (its RSS), other connections keep working, and every
 //! affected context ends with a typed error within a bounded time.
 
+mod common;
+
 use scipp::context::ContextError;
 use scipp::payload::PldSpec;
 use scipp::peer::{Channel, Peer};
 use scipp::MsgpackCodec;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -34,15 +35,7 @@ fn serve_with(args: &[&str]) -> (Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawns scipp serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let addr = common::listening_addr(&mut child);
     (child, addr)
 }
 

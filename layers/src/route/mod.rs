@@ -42,8 +42,9 @@ const CANCEL_WAIT: Duration = Duration::from_secs(5);
 /// Built by [`Channel`](crate::peer::Channel); not constructed directly.
 pub struct Router<C> {
     shared: Arc<Shared<C>>,
-    /// The peer's policy, for invalid items that belong to no context.
-    orphans: Arc<tokio::sync::Mutex<Verdicts>>,
+    /// The peer's policy, for invalid items that belong to no context;
+    /// made when the first one arrives (most channels never see one).
+    orphans: Arc<tokio::sync::Mutex<Option<Verdicts>>>,
 }
 
 impl<C> Clone for Router<C> {
@@ -65,10 +66,9 @@ impl<C> std::fmt::Debug for Router<C> {
 
 impl<C: Codec> Router<C> {
     pub(crate) fn new(shared: Arc<Shared<C>>) -> Self {
-        let orphans = Verdicts::new(&shared.policy, &shared.link());
         Router {
             shared,
-            orphans: Arc::new(tokio::sync::Mutex::new(orphans)),
+            orphans: Arc::default(),
         }
     }
 }
@@ -137,12 +137,15 @@ fn on_unknown_cid<C>(shared: &Shared<C>, cid: &Cid, item: &Inbound) {
 
 /// An invalid item of no context: the peer's policy decides; what it
 /// delivers goes to the channel owner, a failure ends the channel.
-async fn judge_orphan<C>(
+async fn judge_orphan<C: Codec>(
     shared: Arc<Shared<C>>,
-    policy: Arc<tokio::sync::Mutex<Verdicts>>,
+    policy: Arc<tokio::sync::Mutex<Option<Verdicts>>>,
     item: Inbound,
 ) -> Result<(), BoxError> {
-    let delivered = policy.lock().await.judge(item).await?;
+    let mut policy = policy.lock().await;
+    let verdicts = policy.get_or_insert_with(|| Verdicts::new(&shared.policy, &shared.link()));
+    let delivered = verdicts.judge(item).await?;
+    drop(policy);
     if let Some(item) = delivered {
         on_orphan(&shared, item);
     }
