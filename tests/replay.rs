@@ -14,49 +14,14 @@ use scipp::{examples, MsgpackCodec};
 use std::path::Path;
 use std::time::Duration;
 use tower::Layer;
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn is_uuid_at(b: &[u8], i: usize) -> bool {
-    b.len() >= i + 36
-        && (0..36).all(|k| match k {
-            8 | 13 | 18 | 23 => b[i + k] == b'-',
-            _ => b[i + k].is_ascii_hexdigit(),
-        })
-}
-
-/// Replaces uuids with `<uuid>` and `0x...` addresses with `0x?`.
-fn normalise_text(s: &str) -> String {
-    let b = s.as_bytes();
-    let (mut out, mut i) = (String::new(), 0);
-    while i < b.len() {
-        if is_uuid_at(b, i) {
-            out.push_str("<uuid>");
-            i += 36;
-        } else if b[i..].starts_with(b"0x") && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit) {
-            out.push_str("0x?");
-            i += 2;
-            while b.get(i).is_some_and(u8::is_ascii_hexdigit) {
-                i += 1;
-            }
-        } else {
-            let ch = s[i..].chars().next().unwrap();
-            out.push(ch);
-            i += ch.len_utf8();
-        }
-    }
-    out
-}
+#[path = "support/transcripts.rs"]
+mod support;
+use support::{normalise_text, unhex};
 
 /// Every transcript file of the base sets (978691c6 and HEAD), sorted,
 /// and the registrar scenario.
 fn transcripts() -> Vec<std::path::PathBuf> {
-    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors");
+    let vectors = support::vectors_dir();
     let mut paths = Vec::new();
     for set in ["tractor", "tractor-head"] {
         let mut files: Vec<_> = std::fs::read_dir(vectors.join(set))

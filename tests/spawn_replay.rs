@@ -32,18 +32,14 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
 use tower::Layer;
+#[path = "support/transcripts.rs"]
+mod support;
+use support::unhex;
 
 const BOUND: Duration = Duration::from_secs(20);
 
 fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors/tractor-spawn")
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    support::vectors_dir().join("tractor-spawn")
 }
 
 fn load(name: &str) -> Json {

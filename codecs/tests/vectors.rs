@@ -8,40 +8,15 @@ use bytes::Bytes;
 use scipp_codecs::msg::*;
 use scipp_codecs::{msgpack::MsgpackCodec, Codec, WireProfile};
 use serde_json::{json, Map, Value as Json};
-use std::path::{Path, PathBuf};
-
-fn vectors_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors")
-}
-
-/// A transcript file's bytes; `*.json.gz` (the big captures) gunzipped.
-fn read_transcript(path: &Path) -> Vec<u8> {
-    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    if path.extension().is_some_and(|e| e == "gz") {
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        out
-    } else {
-        raw
-    }
-}
+use std::path::Path;
+#[path = "../../tests/support/transcripts.rs"]
+mod support;
+use support::{hex, read_transcript, unhex, vectors_dir};
 
 /// Whether `path` is a transcript: `*.json` or `*.json.gz`.
 fn is_transcript(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     name.ends_with(".json") || name.ends_with(".json.gz")
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A msgpack value rendered as the transcripts render it: bin as hex.
@@ -202,7 +177,7 @@ fn replay_dir(name: &str) -> Tally {
         frames: 0,
     };
     for path in paths {
-        let file: Json = serde_json::from_slice(&read_transcript(&path)).unwrap();
+        let file: Json = read_transcript(&path);
         let commit = file["meta"]["tractor_commit"]
             .as_str()
             .expect("meta.tractor_commit");

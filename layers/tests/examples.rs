@@ -22,61 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tower::Layer;
-
-fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors")
-}
-
-/// A transcript file, `*.json.gz` gunzipped.
-fn read_transcript(path: &Path) -> serde_json::Value {
-    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let text = if path.extension().is_some_and(|e| e == "gz") {
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out).unwrap();
-        out
-    } else {
-        raw
-    };
-    serde_json::from_slice(&text).unwrap()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn is_uuid_at(b: &[u8], i: usize) -> bool {
-    b.len() >= i + 36
-        && (0..36).all(|k| match k {
-            8 | 13 | 18 | 23 => b[i + k] == b'-',
-            _ => b[i + k].is_ascii_hexdigit(),
-        })
-}
-
-/// Replaces uuids with `<uuid>` and `0x...` addresses with `0x?`.
-fn normalise_text(s: &str) -> String {
-    let b = s.as_bytes();
-    let (mut out, mut i) = (String::new(), 0);
-    while i < b.len() {
-        if is_uuid_at(b, i) {
-            out.push_str("<uuid>");
-            i += 36;
-        } else if b[i..].starts_with(b"0x") && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit) {
-            out.push_str("0x?");
-            i += 2;
-            while b.get(i).is_some_and(u8::is_ascii_hexdigit) {
-                i += 1;
-            }
-        } else {
-            let ch = s[i..].chars().next().unwrap();
-            out.push(ch);
-            i += ch.len_utf8();
-        }
-    }
-    out
-}
+#[path = "../../tests/support/transcripts.rs"]
+mod support;
+use support::{normalise_text, read_transcript, unhex, vectors_dir as vectors};
 
 /// The exception line of a traceback: its last unindented `Type: message`
 /// (or bare `Type`) line, with the type's module path (Python's `a.b.` or

@@ -16,6 +16,9 @@ use scipp_layers::{BoxError, Inbound, MsgTypeError};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+#[path = "../../tests/support/transcripts.rs"]
+mod support;
+use support::unhex;
 
 const CID: &str = "f3ae7fac-3352-4cf5-b26f-b29198be782c";
 const OTHER: &str = "0b7a3c1e-0000-4000-8000-000000000002";
@@ -427,13 +430,6 @@ async fn relay_to_sender_sends_one_tractor_shaped_error_per_bad_message() {
         (back.spec(), back.value()),
         (Some("int"), Some("'not-an-int'"))
     );
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 fn keys_in_order(body: &[u8]) -> Vec<String> {

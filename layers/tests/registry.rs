@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::Layer;
+#[path = "../../tests/support/transcripts.rs"]
+mod support;
+use support::unhex;
 
 /// Bounds every wait that could hang: a hang fails the test.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -223,13 +226,6 @@ async fn registry_shapes_follow_the_callers_profile() {
     // the address `a` moved to scipp_old: HEAD evicts it from scipp_head
     let head_now = within(head_reg.find("scipp_head")).await.unwrap();
     assert_eq!(head_now, ["127.0.0.1:5002".parse::<Addr>().unwrap()]);
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 /// The recorded client `Aid` frame body of `set/handshake.json`.

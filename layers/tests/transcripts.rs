@@ -9,29 +9,13 @@ use scipp_layers::msg_type::EnforceMsgTypeLayer;
 use scipp_layers::{BoxError, Inbound};
 use std::path::Path;
 use tower::{Layer, ServiceExt};
-
-/// A transcript file's bytes; `*.json.gz` (the big captures) gunzipped.
-fn read_transcript(path: &Path) -> Vec<u8> {
-    let raw = std::fs::read(path).unwrap();
-    if path.extension().is_some_and(|e| e == "gz") {
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out).unwrap();
-        out
-    } else {
-        raw
-    }
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
+#[path = "../../tests/support/transcripts.rs"]
+mod support;
+use support::{read_transcript, unhex};
 
 /// Plays one file as the side that sends `ours` ("c2s" or "s2c").
 async fn play(path: &Path, ours: &str) -> Vec<String> {
-    let file: serde_json::Value = serde_json::from_slice(&read_transcript(path)).unwrap();
+    let file = read_transcript(path);
     let layer = EnforceMsgTypeLayer::expecting_handshake();
     let mut refused = Vec::new();
     for f in file["frames"].as_array().unwrap() {
