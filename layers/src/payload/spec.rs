@@ -90,8 +90,10 @@ impl<C: Codec> PldSpec<C> {
     /// Accepts every payload (tractor's default, `typing.Any`). The codec
     /// has already checked that the payload is one well-formed value.
     pub fn any() -> Self {
+        // one shared name: every `rpc` makes an `Any` spec
+        static ANY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
         PldSpec {
-            name: Arc::from("Any"),
+            name: ANY.get_or_init(|| Arc::from("Any")).clone(),
             check: None,
             phases: None,
         }
@@ -414,8 +416,9 @@ impl<C> PayloadSpecs<C> {
     /// Forgets a finished context's spec.
     pub fn remove(&self, cid: &Cid) {
         let mut table = self.lock();
-        table.remove(cid);
-        self.inner.generation.fetch_add(1, Ordering::Release);
+        if table.remove(cid).is_some() {
+            self.inner.generation.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// The spec in force for `cid`.
@@ -448,6 +451,19 @@ impl<C> PayloadSpecs<C> {
             .per_cid
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<C: Codec> PayloadSpecs<C> {
+    /// Sets the spec of one new context, unless it and the table's
+    /// default both check nothing: then the lookup answers the same
+    /// without an entry (a plain RPC's case), and the table is left as it
+    /// is (the specs cached for streams stay valid).
+    pub(crate) fn set_new(&self, cid: &Cid, spec: &PldSpec<C>) {
+        if spec.is_any() && self.inner.default.is_any() {
+            return;
+        }
+        self.set(cid.clone(), spec.clone());
     }
 }
 

@@ -121,6 +121,18 @@ impl<C: Codec> Service<Inbound> for Router<C> {
     }
 }
 
+/// `ns:func`, the name of an endpoint in logs and errors.
+///
+/// Pushed rather than `format!`ted: it is made for every `Start`, and
+/// `format!` cost ~780 instructions of it (callgrind), this ~100.
+pub(crate) fn place(ns: &str, func: &str) -> String {
+    let mut place = String::with_capacity(ns.len() + 1 + func.len());
+    place.push_str(ns);
+    place.push(':');
+    place.push_str(func);
+    place
+}
+
 /// A message for a context that is not (or no longer) open.
 fn on_unknown_cid<C>(shared: &Shared<C>, cid: &Cid, item: &Inbound) {
     match item {
@@ -191,7 +203,7 @@ async fn deliver<C: Codec>(
 }
 
 async fn on_start<C: Codec>(shared: Arc<Shared<C>>, start: msg::Start) -> Result<(), BoxError> {
-    let place = format!("{}:{}", start.ns, start.func);
+    let place = place(&start.ns, &start.func);
     if start.uid != shared.peer {
         // tractor HEAD takes its whole runtime down on this; we refuse the
         // one Start and keep serving.
@@ -219,7 +231,7 @@ async fn on_start<C: Codec>(shared: Arc<Shared<C>>, start: msg::Start) -> Result
         endpoint.spec.clone(),
         endpoint.service.clone(),
     );
-    shared.specs.set(start.cid.clone(), spec);
+    shared.specs.set_new(&start.cid, &spec);
     let (ctx, handle) = match ChildContext::open(
         shared.clone(),
         start.cid.clone(),
