@@ -1,8 +1,8 @@
 //! Fresh uuid4-shaped ids for cids and actor uuids.
 //!
-//! Uniqueness, not secrecy, is what matters here: 122 bits from std's
-//! randomly keyed SipHash over a process-wide counter and the clock. No
-//! extra dependency for it.
+//! Uniqueness, not secrecy, is what matters here: 122 bits mixed from a
+//! process-wide counter and the clock, keyed with random words drawn once
+//! per process. No extra dependency for it.
 
 use scipp_codecs::msg::Cid;
 use std::collections::hash_map::RandomState;
@@ -35,24 +35,31 @@ pub(crate) fn new_cid() -> Cid {
 
 /// The 36 bytes of a new uuid4 string.
 ///
-/// Written by hand rather than with `format!`: every `rpc` and context
-/// opens with a fresh cid, and `format!` of the five groups was ~2 900 of
-/// the ~7 000 instructions of an id (callgrind, 64 concurrent unary
-/// callers, `benches/peers`); this is ~250.
+/// Written by hand rather than with `format!` and two SipHashes: every
+/// `rpc` and context opens with a fresh cid, and that was ~7 000
+/// instructions an id (callgrind, 64 concurrent unary callers,
+/// `benches/peers`); this is a few hundred.
 fn uuid_text() -> [u8; 36] {
-    static KEYS: OnceLock<(RandomState, RandomState)> = OnceLock::new();
-    let (k1, k2) = KEYS.get_or_init(|| (RandomState::new(), RandomState::new()));
+    // random per process (std's keyed hasher draws them from the OS)
+    static KEYS: OnceLock<(u64, u64)> = OnceLock::new();
+    let (k1, k2) = *KEYS.get_or_init(|| {
+        let state = RandomState::new();
+        let key = |salt: u64| {
+            let mut h = state.build_hasher();
+            h.write_u64(salt);
+            h.finish()
+        };
+        (key(1), key(2))
+    });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // the clock tells apart a process forked without exec (same keys,
+    // same counter)
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let word = |k: &RandomState| {
-        let mut h = k.build_hasher();
-        h.write_u64(n);
-        h.write_u128(nanos);
-        h.finish()
-    };
-    let (hi, lo) = (word(k1), word(k2));
+        .map_or(0, |d| d.as_nanos() as u64);
+    // splitmix64's finalizer is a bijection: distinct counters give
+    // distinct low words, so ids of one process never repeat
+    let (hi, lo) = (mix(nanos ^ k2), mix(n ^ k1));
     // version 4 in the 13th digit, variant 10xx in the 17th
     let bits = ((u128::from(hi) << 64) | u128::from(lo)) & !(0xf << 76) & !(0x3 << 62);
     let bits = bits | (0x4 << 76) | (0x2 << 62);
@@ -67,6 +74,14 @@ fn uuid_text() -> [u8; 36] {
         digit += 1;
     }
     out
+}
+
+/// splitmix64's output function (Steele, Lea, Flood 2014): a bijection
+/// of `u64` that spreads every input bit over the output.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

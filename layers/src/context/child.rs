@@ -59,7 +59,7 @@ pub struct ChildContext<C = crate::DefaultCodec> {
     core: Core<C>,
     flags: Arc<Flags>,
     cancel: ChildCancel,
-    place: String,
+    place: Arc<str>,
 }
 
 impl<C> std::fmt::Debug for ChildContext<C> {
@@ -76,7 +76,7 @@ pub(crate) struct ChildRunner {
     cid: Cid,
     flags: Arc<Flags>,
     cancel: ChildCancel,
-    place: String,
+    place: Arc<str>,
 }
 
 impl<C: Codec> ChildContext<C> {
@@ -84,7 +84,7 @@ impl<C: Codec> ChildContext<C> {
         shared: Arc<Shared<C>>,
         cid: Cid,
         _functype: FuncType,
-        place: String,
+        place: Arc<str>,
     ) -> Result<(Self, ChildRunner), ContextError> {
         let cancel = ChildCancel {
             token: CancellationToken::new(),
@@ -106,6 +106,16 @@ impl<C: Codec> ChildContext<C> {
             place,
         };
         Ok((ctx, runner))
+    }
+
+    /// Sends this context's `StartAck` through its own handle on the send
+    /// stack (no clone of the stack for it).
+    pub(crate) async fn ack_start(&mut self, functype: FuncType) -> Result<(), ContextError> {
+        let ack = msg::StartAck {
+            cid: self.core.cid.clone(),
+            functype,
+        };
+        self.core.send(Msg::StartAck(ack)).await
     }
 
     /// The context id.

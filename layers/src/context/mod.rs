@@ -23,6 +23,7 @@ mod parent;
 pub mod typed;
 
 pub use self::child::ChildContext;
+pub(crate) use self::child::ChildRunner;
 pub use self::error::ContextError;
 pub use self::parent::{Context, OpenContext};
 pub use self::typed::{Dialog, NoKwargs, OpenDialog, TypedChildContext, TypedContext};

@@ -43,7 +43,7 @@ impl<C: Codec> Call<C> {
     }
 }
 
-type EndpointService<C> = BoxCloneSyncService<Call<C>, RawPayload, BoxError>;
+pub(crate) type EndpointService<C> = BoxCloneSyncService<Call<C>, RawPayload, BoxError>;
 
 /// A registered endpoint.
 pub(crate) struct Endpoint<C> {
@@ -183,7 +183,8 @@ impl<C: Codec> Endpoints<C> {
         Fut: Future<Output = Result<R, BoxError>> + Send + 'static,
     {
         let accepted = kwargs::Accepted::of::<K>();
-        let name = func.to_owned();
+        // shared: the service (and so this) is cloned per call
+        let name: std::sync::Arc<str> = func.into();
         let svc = tower::service_fn(move |call: Call<C>| {
             let f = f.clone();
             let kwargs = kwargs::decode::<C, K>(call.ctx.codec(), &call.kwargs, &name, &accepted);
@@ -238,7 +239,8 @@ impl<C: Codec> Endpoints<C> {
         Fut: Future<Output = Result<R, BoxError>> + Send + 'static,
     {
         let accepted = kwargs::Accepted::of::<K>();
-        let name = func.to_owned();
+        // shared: the service (and so this) is cloned per call
+        let name: std::sync::Arc<str> = func.into();
         let svc = tower::service_fn(move |call: Call<C>| {
             let f = f.clone();
             let kwargs = kwargs::decode::<C, K>(call.ctx.codec(), &call.kwargs, &name, &accepted);

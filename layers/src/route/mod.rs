@@ -21,7 +21,7 @@ pub(crate) mod state;
 pub use self::endpoint::{Call, Endpoints};
 pub use self::state::{Orphan, Overrun};
 
-use crate::context::{ChildContext, ContextError};
+use crate::context::{ChildContext, ChildRunner, ContextError};
 use crate::policy::Verdicts;
 use crate::relay::RemoteError;
 use crate::{BoxError, Inbound};
@@ -89,9 +89,10 @@ impl<C: Codec> Service<Inbound> for Router<C> {
     fn call(&mut self, item: Inbound) -> Self::Future {
         let done = || RouterFuture::ready(Ok(()));
         match item {
-            Inbound::Msg(Msg::Start(start)) => {
-                RouterFuture::boxed(on_start(self.shared.clone(), *start))
-            }
+            Inbound::Msg(Msg::Start(start)) => match open_endpoint(&self.shared, *start) {
+                Ok(opened) => RouterFuture::boxed(opened.run(self.shared.clone())),
+                Err(start) => RouterFuture::boxed(on_start(self.shared.clone(), start)),
+            },
             item if item.cid().is_none() => match item {
                 Inbound::Invalid(_) => RouterFuture::boxed(judge_orphan(
                     self.shared.clone(),
@@ -202,6 +203,94 @@ async fn deliver<C: Codec>(
     Ok(())
 }
 
+/// A `Start` of a registered endpoint, its context open, before its
+/// `StartAck` goes out.
+struct Opened<C> {
+    ctx: ChildContext<C>,
+    runner: ChildRunner,
+    functype: FuncType,
+    service: endpoint::EndpointService<C>,
+    kwargs: msg::RawPayload,
+    place: Arc<str>,
+}
+
+/// The common case of [`on_start`] without an `.await`: a `Start` from
+/// the channel's peer for a registered endpoint, with room for its
+/// context. Anything else is handed back for `on_start`, which decides
+/// (and answers) exactly as before.
+///
+/// Split out because `on_start`'s future, with every rare path's
+/// awaits, is big: boxing it cost ~1 000 instructions a call, and the
+/// `StartAck` went through a clone of the send stack (callgrind, 64
+/// concurrent unary callers, `benches/peers`).
+fn open_endpoint<C: Codec>(
+    shared: &Arc<Shared<C>>,
+    start: msg::Start,
+) -> Result<Opened<C>, msg::Start> {
+    if start.uid != shared.peer || start.ns == "self" {
+        return Err(start);
+    }
+    let Some(endpoint) = shared.endpoints.get(&start.ns, &start.func) else {
+        return Err(start);
+    };
+    let place: Arc<str> = Arc::from(place(&start.ns, &start.func));
+    shared.specs.set_new(&start.cid, &endpoint.spec);
+    let (ctx, runner) = match ChildContext::open(
+        shared.clone(),
+        start.cid.clone(),
+        endpoint.functype,
+        place.clone(),
+    ) {
+        Ok(opened) => opened,
+        Err(_) => {
+            // on_start opens it again, and refuses the `Start` as it should
+            shared.specs.remove(&start.cid);
+            return Err(start);
+        }
+    };
+    Ok(Opened {
+        ctx,
+        runner,
+        functype: endpoint.functype,
+        service: endpoint.service.clone(),
+        kwargs: start.kwargs,
+        place,
+    })
+}
+
+impl<C: Codec> Opened<C> {
+    /// Sends the `StartAck` and runs the endpoint (see [`on_start`]).
+    async fn run(self, shared: Arc<Shared<C>>) -> Result<(), BoxError> {
+        let Opened {
+            mut ctx,
+            runner,
+            functype,
+            service,
+            kwargs,
+            place,
+        } = self;
+        ctx.ack_start(functype).await?;
+        let span = tracing::debug_span!("endpoint", cid = ctx.cid().as_str(), func = &*place, side = "child", peer = %shared.peer.name);
+        let call = Call { ctx, kwargs };
+        let task = runner.run(shared, functype, service.oneshot(call));
+        run_first_poll(tracing::Instrument::instrument(task, span)).await;
+        Ok(())
+    }
+}
+
+/// Polls an endpoint task once here first: an endpoint that answers at
+/// once (an RPC, a context that returns) is done without a task hop.
+/// Measured with the harness: open->Return p50 2.3-2.9x -> 1.5-1.9x raw
+/// ping-pong. What is still pending runs in its own task; a panic is
+/// caught inside `run`.
+async fn run_first_poll(task: impl Future<Output = ()> + Send + 'static) {
+    let mut task = Box::pin(task);
+    let first = std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx))).await;
+    if first.is_pending() {
+        tokio::spawn(task);
+    }
+}
+
 async fn on_start<C: Codec>(shared: Arc<Shared<C>>, start: msg::Start) -> Result<(), BoxError> {
     let place = place(&start.ns, &start.func);
     if start.uid != shared.peer {
@@ -236,7 +325,7 @@ async fn on_start<C: Codec>(shared: Arc<Shared<C>>, start: msg::Start) -> Result
         shared.clone(),
         start.cid.clone(),
         functype,
-        place.clone(),
+        Arc::from(place.as_str()),
     ) {
         Ok(opened) => opened,
         Err(ContextError::TooManyContexts { limit }) => {
@@ -260,18 +349,11 @@ async fn on_start<C: Codec>(shared: Arc<Shared<C>>, start: msg::Start) -> Result
         kwargs: start.kwargs,
     };
     let span = tracing::debug_span!("endpoint", cid = start.cid.as_str(), func = place.as_str(), side = "child", peer = %shared.peer.name);
-    let mut task = Box::pin(tracing::Instrument::instrument(
+    run_first_poll(tracing::Instrument::instrument(
         handle.run(shared.clone(), functype, service.oneshot(call)),
         span,
-    ));
-    // One poll here first: an endpoint that answers at once (an RPC, a
-    // context that returns) is done without a task hop. Measured with the
-    // harness: open->Return p50 2.3-2.9x -> 1.5-1.9x raw ping-pong. What is
-    // still pending runs in its own task; a panic is caught inside `run`.
-    let first = std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx))).await;
-    if first.is_pending() {
-        tokio::spawn(task);
-    }
+    ))
+    .await;
     Ok(())
 }
 
