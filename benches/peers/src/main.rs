@@ -299,6 +299,9 @@ async fn measure(
                 return "-".into();
             }
             let ratios: Vec<f64> = s.iter().zip(other).map(|(a, b)| a / b).collect();
+            if ratios.is_empty() {
+                return "-".into();
+            }
             let (lo, hi) = range(&ratios);
             format!("{:.2}× [{lo:.2}–{hi:.2}]", median(ratios.clone()))
         };

@@ -7,8 +7,7 @@ use scipp_codecs::Codec;
 use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use tokio_util::sync::CancellationToken;
+use std::sync::{Arc, PoisonError};
 
 /// Stream state the endpoint task and its runner both need.
 #[derive(Debug, Default)]
@@ -58,7 +57,7 @@ struct Flags {
 pub struct ChildContext<C = crate::DefaultCodec> {
     core: Core<C>,
     flags: Arc<Flags>,
-    cancel: ChildCancel,
+    cancel: Arc<ChildCancel>,
     place: Arc<str>,
 }
 
@@ -75,7 +74,7 @@ impl<C> std::fmt::Debug for ChildContext<C> {
 pub(crate) struct ChildRunner {
     cid: Cid,
     flags: Arc<Flags>,
-    cancel: ChildCancel,
+    cancel: Arc<ChildCancel>,
     place: Arc<str>,
 }
 
@@ -86,11 +85,7 @@ impl<C: Codec> ChildContext<C> {
         _functype: FuncType,
         place: Arc<str>,
     ) -> Result<(Self, ChildRunner), ContextError> {
-        let cancel = ChildCancel {
-            token: CancellationToken::new(),
-            canceller: Arc::new(Mutex::new(None)),
-            finished: CancellationToken::new(),
-        };
+        let cancel = Arc::new(ChildCancel::default());
         let rx = shared.open_slot(&cid, Some(cancel.clone()))?;
         let flags = Arc::new(Flags::default());
         let runner = ChildRunner {

@@ -371,6 +371,8 @@ struct Shared<C> {
     /// Bumped by every `set` and `remove`: a [`SpecCache`] entry of an
     /// older generation is stale.
     generation: AtomicU64,
+    /// How many contexts have their own spec (written under the lock).
+    entries: std::sync::atomic::AtomicUsize,
 }
 
 /// The last spec one service looked up, with the table's generation at
@@ -402,6 +404,7 @@ impl<C> PayloadSpecs<C> {
                 default,
                 per_cid: Mutex::new(CidMap::default()),
                 generation: AtomicU64::new(0),
+                entries: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
@@ -410,13 +413,19 @@ impl<C> PayloadSpecs<C> {
     pub fn set(&self, cid: Cid, spec: PldSpec<C>) {
         let mut table = self.lock();
         table.insert(cid, spec);
+        self.inner.entries.store(table.len(), Ordering::Release);
         self.inner.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Forgets a finished context's spec.
     pub fn remove(&self, cid: &Cid) {
+        if self.inner.entries.load(Ordering::Acquire) == 0 {
+            // nothing to forget (every plain RPC's case): no lock, no hash
+            return;
+        }
         let mut table = self.lock();
         if table.remove(cid).is_some() {
+            self.inner.entries.store(table.len(), Ordering::Release);
             self.inner.generation.fetch_add(1, Ordering::Release);
         }
     }
