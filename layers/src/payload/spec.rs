@@ -482,6 +482,33 @@ mod cache_tests {
     use scipp_codecs::msgpack::MsgpackCodec;
 
     #[test]
+    fn an_any_spec_in_an_any_table_takes_no_entry() {
+        let specs = PayloadSpecs::<MsgpackCodec>::new(PldSpec::any());
+        let (c1, c2) = (Cid::from("c1"), Cid::from("c2"));
+        specs.set_new(&c1, &PldSpec::any());
+        assert_eq!(specs.lock().len(), 0, "nothing stored");
+        assert_eq!(specs.get(&c1).name(), "Any");
+        specs.set_new(&c2, &PldSpec::of::<i64>());
+        assert_eq!(specs.get(&c2).name(), "int");
+        specs.remove(&c1); // not there: nothing changes
+        assert_eq!(specs.get(&c2).name(), "int");
+        specs.remove(&c2);
+        assert_eq!(specs.lock().len(), 0, "forgotten");
+        assert_eq!(specs.get(&c2).name(), "Any");
+    }
+
+    #[test]
+    fn a_typed_spec_in_a_typed_table_is_kept() {
+        // the default checks: an explicit `Any` must override it
+        let specs = PayloadSpecs::<MsgpackCodec>::new(PldSpec::of::<i64>());
+        let c1 = Cid::from("c1");
+        specs.set_new(&c1, &PldSpec::any());
+        assert_eq!(specs.get(&c1).name(), "Any");
+        specs.remove(&c1);
+        assert_eq!(specs.get(&c1).name(), "int");
+    }
+
+    #[test]
     fn a_cached_spec_follows_every_change_of_the_table() {
         let specs = PayloadSpecs::<MsgpackCodec>::new(PldSpec::any());
         let (c1, c2) = (Cid::from("c1"), Cid::from("c2"));
