@@ -65,13 +65,14 @@ fn uuid_text() -> [u8; 36] {
     let bits = bits | (0x4 << 76) | (0x2 << 62);
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [b'-'; 36];
-    let mut digit = 0;
-    for (i, byte) in out.iter_mut().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            continue;
+    let mut at = 0;
+    for (i, byte) in bits.to_be_bytes().into_iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            at += 1; // the dash
         }
-        *byte = HEX[((bits >> (124 - 4 * digit)) & 0xf) as usize];
-        digit += 1;
+        out[at] = HEX[usize::from(byte >> 4)];
+        out[at + 1] = HEX[usize::from(byte & 0xf)];
+        at += 2;
     }
     out
 }
