@@ -109,9 +109,8 @@ mod tests {
 
     #[test]
     fn cids_are_distinct() {
-        let ids: std::collections::HashSet<String> = (0..10_000)
-            .map(|_| new_cid().as_str().to_owned())
-            .collect();
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| new_cid().as_str().to_owned()).collect();
         assert_eq!(ids.len(), 10_000);
     }
 }

@@ -26,7 +26,11 @@ enum Seen {
 
 fn endpoints(seen: mpsc::UnboundedSender<Seen>) -> Endpoints<C> {
     let mut e = Endpoints::new();
-    e.rpc("t", "inc", |kw: X| async move { Ok::<_, BoxError>(kw.x + 1) });
+    e.rpc(
+        "t",
+        "inc",
+        |kw: X| async move { Ok::<_, BoxError>(kw.x + 1) },
+    );
     e.rpc("t", "inc_later", |kw: X| async move {
         tokio::task::yield_now().await;
         Ok::<_, BoxError>(kw.x + 1)
