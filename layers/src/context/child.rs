@@ -113,6 +113,19 @@ impl<C: Codec> ChildContext<C> {
         self.core.send(Msg::StartAck(ack)).await
     }
 
+    /// [`ack_start`](Self::ack_start) without waiting, when the send stack
+    /// has room now (see `Core::send_now`).
+    pub(crate) fn ack_start_now(
+        &mut self,
+        functype: FuncType,
+    ) -> Result<super::SendNow, ContextError> {
+        let ack = msg::StartAck {
+            cid: self.core.cid.clone(),
+            functype,
+        };
+        self.core.send_now(Msg::StartAck(ack))
+    }
+
     /// The context id.
     pub fn cid(&self) -> &Cid {
         &self.core.cid
