@@ -89,9 +89,9 @@ impl<C: Codec> Service<Inbound> for Router<C> {
     fn call(&mut self, item: Inbound) -> Self::Future {
         let done = || RouterFuture::ready(Ok(()));
         match item {
-            Inbound::Msg(Msg::Start(start)) => match open_endpoint(&self.shared, *start) {
+            Inbound::Msg(Msg::Start(start)) => match open_endpoint(&self.shared, start) {
                 Ok(opened) => opened.start(self.shared.clone()),
-                Err(start) => RouterFuture::boxed(on_start(self.shared.clone(), start)),
+                Err(start) => RouterFuture::boxed(on_start(self.shared.clone(), *start)),
             },
             item if item.cid().is_none() => match item {
                 Inbound::Invalid(_) => RouterFuture::boxed(judge_orphan(
@@ -225,8 +225,8 @@ struct Opened<C> {
 /// concurrent unary callers, `benches/peers`).
 fn open_endpoint<C: Codec>(
     shared: &Arc<Shared<C>>,
-    start: msg::Start,
-) -> Result<Opened<C>, msg::Start> {
+    start: Box<msg::Start>,
+) -> Result<Opened<C>, Box<msg::Start>> {
     if start.uid != shared.peer || start.ns == "self" {
         return Err(start);
     }
