@@ -707,10 +707,17 @@ async fn serve_connection<C: Codec>(
                 Err(e) => Err(PeerError::Io(io::Error::other(e))),
             };
         }
+        // split without a lock (see `Peer::handshake_halves`)
         match io {
-            Accepted::Tcp(tcp) => peer.accept_with(tcp, connect).await,
+            Accepted::Tcp(tcp) => {
+                let (read, write) = tcp.into_split();
+                peer.handshake_halves(read, write, true, connect).await
+            }
             #[cfg(unix)]
-            Accepted::Unix(uds) => peer.accept_with(uds, connect).await,
+            Accepted::Unix(uds) => {
+                let (read, write) = uds.into_split();
+                peer.handshake_halves(read, write, true, connect).await
+            }
         }
     };
     let chan = tokio::select! {

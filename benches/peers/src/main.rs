@@ -11,6 +11,10 @@
 //! ```sh
 //! cd benches/peers && cargo run --release            # the table
 //! cd benches/peers && cargo run --release -- --smoke # tiny counts, counts asserted, nothing timed
+//! # one system, one test, a given count: for callgrind (the per-call cost
+//! # is the difference between two counts)
+//! cd benches/peers && valgrind --tool=callgrind target/release/scipp-peer-bench \
+//!     --only UnaryConcurrent --system Scipp --count 6400 --reps 1
 //! ```
 //!
 //! Every system is used as its users write it: scipp through its public
@@ -136,8 +140,14 @@ struct Servers {
     tarpc: std::net::SocketAddr,
 }
 
-async fn run_one(servers: &Servers, system: System, test: Test, smoke: bool) -> Sample {
-    let n = test.count(smoke);
+async fn run_one(
+    servers: &Servers,
+    system: System,
+    test: Test,
+    smoke: bool,
+    count: Option<usize>,
+) -> Sample {
+    let n = count.unwrap_or_else(|| test.count(smoke));
     let len = test.payload_len();
     let sample = match system {
         System::Scipp => {
@@ -193,10 +203,14 @@ fn main() {
         None if smoke => 1,
         None => 5,
     };
-    let only: Option<String> = args
-        .iter()
-        .position(|a| a == "--only")
-        .map(|i| args[i + 1].clone());
+    let value = |flag: &str| -> Option<String> {
+        args.iter()
+            .position(|a| a == flag)
+            .map(|i| args[i + 1].clone())
+    };
+    let only = value("--only");
+    let system = value("--system");
+    let count = value("--count").map(|n| n.parse().expect("--count N"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -204,11 +218,19 @@ fn main() {
         .unwrap();
     // every measurement runs in a spawned task, on a worker thread
     rt.block_on(async move {
-        tokio::spawn(measure(smoke, reps, only)).await.unwrap();
+        tokio::spawn(measure(smoke, reps, only, system, count))
+            .await
+            .unwrap();
     });
 }
 
-async fn measure(smoke: bool, reps: usize, only: Option<String>) {
+async fn measure(
+    smoke: bool,
+    reps: usize,
+    only: Option<String>,
+    only_system: Option<String>,
+    count: Option<usize>,
+) {
     let servers = Servers {
         scipp: scipp_side::serve().await,
         tonic: tonic_side::serve().await,
@@ -227,10 +249,13 @@ async fn measure(smoke: bool, reps: usize, only: Option<String>) {
             for k in 0..SYSTEMS.len() {
                 let si = (k + rep) % SYSTEMS.len();
                 let system = SYSTEMS[si];
-                if !system.has(test) {
+                let chosen = only_system
+                    .as_deref()
+                    .is_none_or(|o| format!("{system:?}") == o);
+                if !system.has(test) || !chosen {
                     continue;
                 }
-                let sample = run_one(&servers, system, test, smoke).await;
+                let sample = run_one(&servers, system, test, smoke, count).await;
                 figures[ti][si].push(sample.figure(test));
             }
         }
@@ -274,6 +299,9 @@ async fn measure(smoke: bool, reps: usize, only: Option<String>) {
                 return "-".into();
             }
             let ratios: Vec<f64> = s.iter().zip(other).map(|(a, b)| a / b).collect();
+            if ratios.is_empty() {
+                return "-".into();
+            }
             let (lo, hi) = range(&ratios);
             format!("{:.2}× [{lo:.2}–{hi:.2}]", median(ratios.clone()))
         };

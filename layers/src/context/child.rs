@@ -7,8 +7,7 @@ use scipp_codecs::Codec;
 use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use tokio_util::sync::CancellationToken;
+use std::sync::{Arc, PoisonError};
 
 /// Stream state the endpoint task and its runner both need.
 #[derive(Debug, Default)]
@@ -58,8 +57,8 @@ struct Flags {
 pub struct ChildContext<C = crate::DefaultCodec> {
     core: Core<C>,
     flags: Arc<Flags>,
-    cancel: ChildCancel,
-    place: String,
+    cancel: Arc<ChildCancel>,
+    place: Arc<str>,
 }
 
 impl<C> std::fmt::Debug for ChildContext<C> {
@@ -75,8 +74,8 @@ impl<C> std::fmt::Debug for ChildContext<C> {
 pub(crate) struct ChildRunner {
     cid: Cid,
     flags: Arc<Flags>,
-    cancel: ChildCancel,
-    place: String,
+    cancel: Arc<ChildCancel>,
+    place: Arc<str>,
 }
 
 impl<C: Codec> ChildContext<C> {
@@ -84,13 +83,9 @@ impl<C: Codec> ChildContext<C> {
         shared: Arc<Shared<C>>,
         cid: Cid,
         _functype: FuncType,
-        place: String,
+        place: Arc<str>,
     ) -> Result<(Self, ChildRunner), ContextError> {
-        let cancel = ChildCancel {
-            token: CancellationToken::new(),
-            canceller: Arc::new(Mutex::new(None)),
-            finished: CancellationToken::new(),
-        };
+        let cancel = Arc::new(ChildCancel::default());
         let rx = shared.open_slot(&cid, Some(cancel.clone()))?;
         let flags = Arc::new(Flags::default());
         let runner = ChildRunner {
@@ -106,6 +101,29 @@ impl<C: Codec> ChildContext<C> {
             place,
         };
         Ok((ctx, runner))
+    }
+
+    /// Sends this context's `StartAck` through its own handle on the send
+    /// stack (no clone of the stack for it).
+    pub(crate) async fn ack_start(&mut self, functype: FuncType) -> Result<(), ContextError> {
+        let ack = msg::StartAck {
+            cid: self.core.cid.clone(),
+            functype,
+        };
+        self.core.send(Msg::StartAck(ack)).await
+    }
+
+    /// [`ack_start`](Self::ack_start) without waiting, when the send stack
+    /// has room now (see `Core::send_now`).
+    pub(crate) fn ack_start_now(
+        &mut self,
+        functype: FuncType,
+    ) -> Result<super::SendNow, ContextError> {
+        let ack = msg::StartAck {
+            cid: self.core.cid.clone(),
+            functype,
+        };
+        self.core.send_now(Msg::StartAck(ack))
     }
 
     /// The context id.

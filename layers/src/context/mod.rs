@@ -23,6 +23,8 @@ mod parent;
 pub mod typed;
 
 pub use self::child::ChildContext;
+pub(crate) use self::child::ChildRunner;
+
 pub use self::error::ContextError;
 pub use self::parent::{Context, OpenContext};
 pub use self::typed::{Dialog, NoKwargs, OpenDialog, TypedChildContext, TypedContext};
@@ -151,10 +153,36 @@ impl<C: Codec> Core<C> {
             Ok(svc) => svc.call(msg).await,
             Err(e) => Err(e),
         };
-        sent.map_err(|e| match e.downcast::<crate::MsgTypeError>() {
-            Ok(mte) => ContextError::MsgType(*mte),
-            Err(e) => ContextError::Send(e),
-        })
+        sent.map_err(send_error)
+    }
+
+    /// Sends `msg` without waiting, when the channel's built-in send stack
+    /// has room now. [`SendNow::Wait`]: it would have
+    /// to wait (or the stack is a user's): nothing was sent, `send` it.
+    fn send_now(&mut self, msg: Msg) -> Result<SendNow, ContextError> {
+        use std::future::Future;
+        use std::task::{Context, Poll};
+        if self.shared.closed.is_cancelled() {
+            return Err(self.shared.transport_closed());
+        }
+        let crate::route::state::Sender::Plain(stack) = &mut self.sender else {
+            return Ok(SendNow::Wait);
+        };
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        match stack.poll_ready(&mut cx) {
+            // a later `send` polls again, with a waker that counts
+            Poll::Pending => return Ok(SendNow::Wait),
+            Poll::Ready(Err(e)) => return Err(send_error(e)),
+            Poll::Ready(Ok(())) => {}
+        }
+        let mut sent = stack.call(msg);
+        match std::pin::Pin::new(&mut sent).poll(&mut cx) {
+            Poll::Ready(done) => done.map(|()| SendNow::Sent).map_err(send_error),
+            // not so with the built-in layers, which answer in `call`
+            Poll::Pending => Ok(SendNow::Sending(Box::pin(async move {
+                sent.await.map_err(send_error)
+            }))),
+        }
     }
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<RawPayload, ContextError> {
@@ -171,6 +199,24 @@ impl<C: Codec> Core<C> {
             return Ok(value);
         }
         Ok(self.shared.codec.decode_payload(&raw)?)
+    }
+}
+
+/// What [`Core::send_now`] did.
+pub(crate) enum SendNow {
+    /// Sent.
+    Sent,
+    /// Not sent: the stack has no room now.
+    Wait,
+    /// Handed to the stack; done when this is.
+    Sending(std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ContextError>> + Send>>),
+}
+
+/// A send stack's error as a context's.
+fn send_error(e: crate::BoxError) -> ContextError {
+    match e.downcast::<crate::MsgTypeError>() {
+        Ok(mte) => ContextError::MsgType(*mte),
+        Err(e) => ContextError::Send(e),
     }
 }
 

@@ -204,8 +204,8 @@ impl<C: Codec> Context<C> {
         spec: PldSpec<C>,
         expect: FuncType,
     ) -> Result<Self, ContextError> {
-        let cid = Cid::from(crate::new_uuid());
-        shared.specs.set(cid.clone(), spec);
+        let cid = crate::uuid::new_cid();
+        shared.specs.set_new(&cid, &spec);
         let rx = shared.open_slot(&cid, None)?;
         let mut ctx = Context {
             core: Core::new(shared.clone(), cid.clone(), rx),

@@ -51,7 +51,9 @@ use tower::{Layer, Service};
 #[derive(Debug, Clone)]
 pub struct EnforceMsgTypeLayer {
     table: Arc<Mutex<DialogTable>>,
-    peer: Option<Uid>,
+    /// Shared: the send stack is cloned per context, and a `Uid` is two
+    /// strings.
+    peer: Option<Arc<Uid>>,
 }
 
 impl Default for EnforceMsgTypeLayer {
@@ -81,7 +83,7 @@ impl EnforceMsgTypeLayer {
 
     /// Attributes receive-side errors to this peer.
     pub fn peer(mut self, peer: Uid) -> Self {
-        self.peer = Some(peer);
+        self.peer = Some(Arc::new(peer));
         self
     }
 
@@ -118,7 +120,9 @@ impl<S> Layer<S> for EnforceMsgTypeLayer {
 pub struct EnforceMsgType<S> {
     inner: S,
     table: Arc<Mutex<DialogTable>>,
-    peer: Option<Uid>,
+    /// Shared: the send stack is cloned per context, and a `Uid` is two
+    /// strings.
+    peer: Option<Arc<Uid>>,
 }
 
 impl<S> EnforceMsgType<S> {
@@ -149,7 +153,7 @@ where
                     &msg,
                     why.state,
                     why.expected,
-                    self.peer.as_ref(),
+                    self.peer.as_deref(),
                 )),
             },
             invalid => invalid,

@@ -4,6 +4,7 @@ use crate::future::ResponseFuture;
 use crate::{BoxError, Inbound};
 use scipp_codecs::msg::{Msg, MsgKind, Uid};
 use scipp_codecs::Codec;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
@@ -43,7 +44,9 @@ use tower::{Layer, Service};
 pub struct ValidatePayloadLayer<C> {
     codec: C,
     specs: PayloadSpecs<C>,
-    peer: Option<Uid>,
+    /// Shared: the send stack is cloned per context, and a `Uid` is two
+    /// strings.
+    peer: Option<Arc<Uid>>,
     strict: bool,
 }
 
@@ -60,7 +63,7 @@ impl<C: Codec> ValidatePayloadLayer<C> {
 
     /// Attributes receive-side errors to this peer.
     pub fn peer(mut self, peer: Uid) -> Self {
-        self.peer = Some(peer);
+        self.peer = Some(Arc::new(peer));
         self
     }
 
@@ -95,7 +98,9 @@ pub struct ValidatePayload<S, C> {
     specs: PayloadSpecs<C>,
     /// The receive side's last lookup (a stream names one cid over and over).
     last_spec: SpecCache<C>,
-    peer: Option<Uid>,
+    /// Shared: the send stack is cloned per context, and a `Uid` is two
+    /// strings.
+    peer: Option<Arc<Uid>>,
     strict: bool,
 }
 
@@ -127,7 +132,7 @@ where
                 let spec = self.specs.get_cached(cid, &mut self.last_spec);
                 // the decoded value rides along: the context takes it
                 // instead of decoding the payload a second time
-                match spec.validate_keeping(&self.codec, &mut msg, self.peer.as_ref()) {
+                match spec.validate_keeping(&self.codec, &mut msg, self.peer.as_deref()) {
                     Ok(()) => Inbound::Msg(msg),
                     Err(e) => Inbound::Invalid(e),
                 }

@@ -90,8 +90,10 @@ impl<C: Codec> PldSpec<C> {
     /// Accepts every payload (tractor's default, `typing.Any`). The codec
     /// has already checked that the payload is one well-formed value.
     pub fn any() -> Self {
+        // one shared name: every `rpc` makes an `Any` spec
+        static ANY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
         PldSpec {
-            name: Arc::from("Any"),
+            name: ANY.get_or_init(|| Arc::from("Any")).clone(),
             check: None,
             phases: None,
         }
@@ -369,6 +371,8 @@ struct Shared<C> {
     /// Bumped by every `set` and `remove`: a [`SpecCache`] entry of an
     /// older generation is stale.
     generation: AtomicU64,
+    /// How many contexts have their own spec (written under the lock).
+    entries: std::sync::atomic::AtomicUsize,
 }
 
 /// The last spec one service looked up, with the table's generation at
@@ -400,6 +404,7 @@ impl<C> PayloadSpecs<C> {
                 default,
                 per_cid: Mutex::new(CidMap::default()),
                 generation: AtomicU64::new(0),
+                entries: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
@@ -408,14 +413,21 @@ impl<C> PayloadSpecs<C> {
     pub fn set(&self, cid: Cid, spec: PldSpec<C>) {
         let mut table = self.lock();
         table.insert(cid, spec);
+        self.inner.entries.store(table.len(), Ordering::Release);
         self.inner.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Forgets a finished context's spec.
     pub fn remove(&self, cid: &Cid) {
+        if self.inner.entries.load(Ordering::Acquire) == 0 {
+            // nothing to forget (every plain RPC's case): no lock, no hash
+            return;
+        }
         let mut table = self.lock();
-        table.remove(cid);
-        self.inner.generation.fetch_add(1, Ordering::Release);
+        if table.remove(cid).is_some() {
+            self.inner.entries.store(table.len(), Ordering::Release);
+            self.inner.generation.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// The spec in force for `cid`.
@@ -451,10 +463,50 @@ impl<C> PayloadSpecs<C> {
     }
 }
 
+impl<C: Codec> PayloadSpecs<C> {
+    /// Sets the spec of one new context, unless it and the table's
+    /// default both check nothing: then the lookup answers the same
+    /// without an entry (a plain RPC's case), and the table is left as it
+    /// is (the specs cached for streams stay valid).
+    pub(crate) fn set_new(&self, cid: &Cid, spec: &PldSpec<C>) {
+        if spec.is_any() && self.inner.default.is_any() {
+            return;
+        }
+        self.set(cid.clone(), spec.clone());
+    }
+}
+
 #[cfg(test)]
 mod cache_tests {
     use super::*;
     use scipp_codecs::msgpack::MsgpackCodec;
+
+    #[test]
+    fn an_any_spec_in_an_any_table_takes_no_entry() {
+        let specs = PayloadSpecs::<MsgpackCodec>::new(PldSpec::any());
+        let (c1, c2) = (Cid::from("c1"), Cid::from("c2"));
+        specs.set_new(&c1, &PldSpec::any());
+        assert_eq!(specs.lock().len(), 0, "nothing stored");
+        assert_eq!(specs.get(&c1).name(), "Any");
+        specs.set_new(&c2, &PldSpec::of::<i64>());
+        assert_eq!(specs.get(&c2).name(), "int");
+        specs.remove(&c1); // not there: nothing changes
+        assert_eq!(specs.get(&c2).name(), "int");
+        specs.remove(&c2);
+        assert_eq!(specs.lock().len(), 0, "forgotten");
+        assert_eq!(specs.get(&c2).name(), "Any");
+    }
+
+    #[test]
+    fn a_typed_spec_in_a_typed_table_is_kept() {
+        // the default checks: an explicit `Any` must override it
+        let specs = PayloadSpecs::<MsgpackCodec>::new(PldSpec::of::<i64>());
+        let c1 = Cid::from("c1");
+        specs.set_new(&c1, &PldSpec::any());
+        assert_eq!(specs.get(&c1).name(), "Any");
+        specs.remove(&c1);
+        assert_eq!(specs.get(&c1).name(), "int");
+    }
 
     #[test]
     fn a_cached_spec_follows_every_change_of_the_table() {

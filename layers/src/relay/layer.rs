@@ -123,7 +123,7 @@ where
         // reference count
         let cid = item.cid().cloned();
         let place = match item.as_msg() {
-            Some(Msg::Start(start)) => Some(format!("{}:{}", start.ns, start.func)),
+            Some(Msg::Start(start)) => Some(crate::route::place(&start.ns, &start.func)),
             _ => None,
         };
         RelayFuture {

@@ -43,7 +43,7 @@ impl<C: Codec> Call<C> {
     }
 }
 
-type EndpointService<C> = BoxCloneSyncService<Call<C>, RawPayload, BoxError>;
+pub(crate) type EndpointService<C> = BoxCloneSyncService<Call<C>, RawPayload, BoxError>;
 
 /// A registered endpoint.
 pub(crate) struct Endpoint<C> {
@@ -68,15 +68,17 @@ pub(crate) struct Endpoint<C> {
 /// assert!(endpoints.contains("scipp_peer", "add"));
 /// ```
 pub struct Endpoints<C = crate::DefaultCodec> {
-    map: HashMap<(String, String), Endpoint<C>>,
+    /// By namespace, then function: a `Start`'s `&str`s look it up
+    /// without building an owned key.
+    map: HashMap<String, HashMap<String, Endpoint<C>>>,
 }
 
 impl<C> fmt::Debug for Endpoints<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut names: Vec<String> = self
             .map
-            .keys()
-            .map(|(ns, func)| format!("{ns}:{func}"))
+            .iter()
+            .flat_map(|(ns, funcs)| funcs.keys().map(move |func| format!("{ns}:{func}")))
             .collect();
         names.sort();
         f.debug_struct("Endpoints")
@@ -101,11 +103,11 @@ impl<C: Codec> Endpoints<C> {
 
     /// Whether `ns:func` is registered.
     pub fn contains(&self, ns: &str, func: &str) -> bool {
-        self.map.contains_key(&(ns.to_owned(), func.to_owned()))
+        self.get(ns, func).is_some()
     }
 
     pub(crate) fn get(&self, ns: &str, func: &str) -> Option<&Endpoint<C>> {
-        self.map.get(&(ns.to_owned(), func.to_owned()))
+        self.map.get(ns)?.get(func)
     }
 
     /// Registers any `tower::Service` as the endpoint `ns:func`, of kind
@@ -149,8 +151,8 @@ impl<C: Codec> Endpoints<C> {
         S::Future: Send + 'static,
     {
         let service = BoxCloneSyncService::new(service.map_err(Into::into));
-        self.map.insert(
-            (ns.to_owned(), func.to_owned()),
+        self.map.entry(ns.to_owned()).or_default().insert(
+            func.to_owned(),
             Endpoint {
                 functype,
                 spec,
@@ -181,7 +183,8 @@ impl<C: Codec> Endpoints<C> {
         Fut: Future<Output = Result<R, BoxError>> + Send + 'static,
     {
         let accepted = kwargs::Accepted::of::<K>();
-        let name = func.to_owned();
+        // shared: the service (and so this) is cloned per call
+        let name: std::sync::Arc<str> = func.into();
         let svc = tower::service_fn(move |call: Call<C>| {
             let f = f.clone();
             let kwargs = kwargs::decode::<C, K>(call.ctx.codec(), &call.kwargs, &name, &accepted);
@@ -236,7 +239,8 @@ impl<C: Codec> Endpoints<C> {
         Fut: Future<Output = Result<R, BoxError>> + Send + 'static,
     {
         let accepted = kwargs::Accepted::of::<K>();
-        let name = func.to_owned();
+        // shared: the service (and so this) is cloned per call
+        let name: std::sync::Arc<str> = func.into();
         let svc = tower::service_fn(move |call: Call<C>| {
             let f = f.clone();
             let kwargs = kwargs::decode::<C, K>(call.ctx.codec(), &call.kwargs, &name, &accepted);
@@ -261,7 +265,7 @@ impl<C: Codec> Endpoints<C> {
     /// assert!(!endpoints.contains("scipp_peer", "add"));
     /// ```
     pub fn retain_namespaces(&mut self, mut keep: impl FnMut(&str) -> bool) -> &mut Self {
-        self.map.retain(|(ns, _), _| keep(ns));
+        self.map.retain(|ns, _| keep(ns));
         self
     }
 }
