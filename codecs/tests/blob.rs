@@ -11,7 +11,10 @@ use serde_bytes::ByteBuf;
 const SIZES: [usize; 9] = [0, 1, 255, 256, 511, 512, 4096, 65535, 65536 + 7];
 
 fn data(len: usize) -> Bytes {
-    (0..len).map(|i| (i * 7 + 3) as u8).collect::<Vec<u8>>().into()
+    (0..len)
+        .map(|i| (i * 7 + 3) as u8)
+        .collect::<Vec<u8>>()
+        .into()
 }
 
 fn inside(outer: &[u8], inner: &[u8]) -> bool {
@@ -37,7 +40,11 @@ fn round_trips<C: Codec>(codec: C) {
             .encode_payload(&ByteBuf::from(bytes.to_vec()))
             .unwrap();
         assert_eq!(raw.len(), owned.len(), "{len}");
-        assert_eq!(raw.as_bytes(), owned.as_bytes(), "{len}: same wire as ByteBuf");
+        assert_eq!(
+            raw.as_bytes(),
+            owned.as_bytes(),
+            "{len}: same wire as ByteBuf"
+        );
         match raw.tail() {
             Some(tail) => {
                 assert!(len >= BLOB_SHARE_MIN, "{len}");
@@ -138,7 +145,10 @@ fn blobs_inside_other_values_are_encoded_inline_and_shared_on_decode() {
         data: Blob::new(bytes.clone()),
     };
     let raw = codec.encode_payload(&chunk).unwrap();
-    assert!(raw.tail().is_none(), "only a whole-payload blob is kept aside");
+    assert!(
+        raw.tail().is_none(),
+        "only a whole-payload blob is kept aside"
+    );
     let owned = OwnedChunk {
         seq: 3,
         data: ByteBuf::from(bytes.to_vec()),
@@ -146,23 +156,30 @@ fn blobs_inside_other_values_are_encoded_inline_and_shared_on_decode() {
     assert_eq!(raw, codec.encode_payload(&owned).unwrap());
     let back: Chunk = codec.decode_payload(&raw).unwrap();
     assert_eq!(back, chunk);
-    assert!(inside(raw.as_bytes(), &back.data), "msgpack shares nested blobs too");
+    assert!(
+        inside(raw.as_bytes(), &back.data),
+        "msgpack shares nested blobs too"
+    );
 
     // two big blobs, one value: inline as well
     let pair = (Blob::new(bytes.clone()), Blob::new(bytes.clone()));
     let raw = codec.encode_payload(&pair).unwrap();
     assert!(raw.tail().is_none());
-    let owned = (
-        ByteBuf::from(bytes.to_vec()),
-        ByteBuf::from(bytes.to_vec()),
-    );
+    let owned = (ByteBuf::from(bytes.to_vec()), ByteBuf::from(bytes.to_vec()));
     assert_eq!(raw, codec.encode_payload(&owned).unwrap());
     // a newtype around a blob is the blob on the wire: kept aside
     #[derive(Serialize)]
     struct Wrapped(Blob);
-    let raw = codec.encode_payload(&Wrapped(Blob::new(bytes.clone()))).unwrap();
+    let raw = codec
+        .encode_payload(&Wrapped(Blob::new(bytes.clone())))
+        .unwrap();
     assert_eq!(raw.tail().map(|t| t.as_ptr()), Some(bytes.as_ptr()));
-    assert_eq!(raw, codec.encode_payload(&ByteBuf::from(bytes.to_vec())).unwrap());
+    assert_eq!(
+        raw,
+        codec
+            .encode_payload(&ByteBuf::from(bytes.to_vec()))
+            .unwrap()
+    );
 }
 
 #[test]
@@ -199,5 +216,8 @@ fn small_blobs_are_copied() {
     assert!(raw.tail().is_none());
     let back: Blob = codec.decode_payload(&raw).unwrap();
     assert_eq!(back, small);
-    assert!(!inside(raw.as_bytes(), &back), "copied: no read buffer pinned");
+    assert!(
+        !inside(raw.as_bytes(), &back),
+        "copied: no read buffer pinned"
+    );
 }

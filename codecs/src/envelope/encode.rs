@@ -150,9 +150,7 @@ pub(crate) fn encode_msg(msg: &Msg, aid_fields: AidFields, w: &mut impl Write) -
                 encode_msg(bad, aid_fields, w)
             })?;
             w.str("_bad_msg_as_dict")?;
-            opt(w, m.bad_msg_as_dict.as_ref(), |w, raw| {
-                w.payload(raw)
-            })?;
+            opt(w, m.bad_msg_as_dict.as_ref(), |w, raw| w.payload(raw))?;
         }
     }
     Ok(())

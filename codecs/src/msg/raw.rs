@@ -172,7 +172,9 @@ impl RawPayload {
     /// Takes the attached decoded value if it is a `T`.
     pub fn take_decoded<T: 'static>(&mut self) -> Option<T> {
         match self.1.take()? {
-            Extra::Decoded(decoded) if decoded.is::<T>() => decoded.downcast::<T>().ok().map(|v| *v),
+            Extra::Decoded(decoded) if decoded.is::<T>() => {
+                decoded.downcast::<T>().ok().map(|v| *v)
+            }
             other => {
                 self.1 = Some(other);
                 None
