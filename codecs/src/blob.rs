@@ -216,10 +216,23 @@ thread_local! {
     /// The payload being decoded on this thread, when it is big enough to
     /// share from.
     static LENT: RefCell<Option<Bytes>> = const { RefCell::new(None) };
-    /// Whether an encode on this thread takes a `Blob`'s bytes aside.
-    static ARMED: Cell<bool> = const { Cell::new(false) };
-    /// What the armed encode was offered.
-    static OFFERED: RefCell<Offered> = const { RefCell::new(Offered::Nothing) };
+    /// Whether an encode on this thread takes a `Blob`'s bytes aside, and
+    /// what it was offered (the bytes themselves wait in `OFFERED`). A
+    /// `Copy` state, so that an encode that meets no `Blob` (every small
+    /// payload) costs two cell writes.
+    static PROBE: Cell<Probe> = const { Cell::new(Probe::Off) };
+    static OFFERED: RefCell<Option<Bytes>> = const { RefCell::new(None) };
+}
+
+/// The state of this thread's encode probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    Off,
+    Armed,
+    /// One `Blob` was taken aside (its bytes in `OFFERED`).
+    One,
+    /// More than one: the output is not one byte string.
+    Many,
 }
 
 /// What `Blob`s offered to an armed encode.
@@ -261,38 +274,49 @@ fn shared(v: &[u8]) -> Option<Bytes> {
 }
 
 /// Runs `encode` with the probe armed, returning what was offered.
-pub(crate) fn probe<T>(encode: impl FnOnce() -> T) -> (T, Offered) {
-    let armed = ARMED.with(|a| a.replace(true));
-    let before = OFFERED.with(|o| o.take());
+fn probe<T>(encode: impl FnOnce() -> T) -> (T, Offered) {
+    let before = PROBE.with(|p| p.replace(Probe::Armed));
+    // an encode inside an encode (a `Serialize` impl calling a codec):
+    // keep the outer one's offer aside
+    let outer = (before == Probe::One).then(|| OFFERED.with(RefCell::take));
     let out = encode();
-    ARMED.with(|a| a.set(armed));
-    let offered = OFFERED.with(|o| o.replace(before));
+    let state = PROBE.with(|p| p.replace(before));
+    let offered = match state {
+        Probe::Off | Probe::Armed => Offered::Nothing,
+        Probe::Many => Offered::Many,
+        Probe::One => OFFERED
+            .with(RefCell::take)
+            .map_or(Offered::Many, Offered::One),
+    };
+    if let Some(outer) = outer {
+        OFFERED.with(|o| *o.borrow_mut() = outer);
+    }
     (out, offered)
 }
 
 /// Runs `encode` with the probe off (a `Blob` writes its bytes inline).
-pub(crate) fn unprobed<T>(encode: impl FnOnce() -> T) -> T {
-    let armed = ARMED.with(|a| a.replace(false));
+fn unprobed<T>(encode: impl FnOnce() -> T) -> T {
+    let before = PROBE.with(|p| p.replace(Probe::Off));
     let out = encode();
-    ARMED.with(|a| a.set(armed));
+    PROBE.with(|p| p.set(before));
     out
 }
 
 /// Offers `bytes` to an armed encode: `true` if taken (the caller then
 /// serializes an empty byte string).
 fn offer(bytes: &Bytes) -> bool {
-    if !ARMED.with(Cell::get) {
-        return false;
-    }
-    OFFERED.with(|o| {
-        let Ok(mut o) = o.try_borrow_mut() else {
-            return false;
-        };
-        *o = match std::mem::take(&mut *o) {
-            Offered::Nothing => Offered::One(bytes.clone()),
-            _ => Offered::Many,
-        };
-        true
+    PROBE.with(|p| match p.get() {
+        Probe::Off => false,
+        Probe::Armed => {
+            OFFERED.with(|o| *o.borrow_mut() = Some(bytes.clone()));
+            p.set(Probe::One);
+            true
+        }
+        Probe::One | Probe::Many => {
+            OFFERED.with(|o| o.borrow_mut().take());
+            p.set(Probe::Many);
+            true
+        }
     })
 }
 

@@ -227,17 +227,13 @@ async fn put<W: AsyncWrite + Unpin>(
     sink: &mut FramedWrite<W, FrameCodec>,
     frame: Frame,
 ) -> Result<(), FrameError> {
-    let header = sink.encoder().header(frame.len())?;
     let (head, tail) = frame.into_parts();
-    let Some(tail) = tail.filter(|t| !t.is_empty()) else {
-        if head.len() < DIRECT_WRITE_MIN {
-            return sink.feed(head).await;
-        }
-        sink.flush().await?;
-        return write_all_vectored(sink.get_mut(), &mut [&header[..], &head[..], &[]])
-            .await
-            .map_err(Into::into);
+    let tail = match tail {
+        // the common case first, as it was before frames had tails
+        None if head.len() < DIRECT_WRITE_MIN => return sink.feed(head).await,
+        tail => tail.unwrap_or_default(),
     };
+    let header = sink.encoder().header(head.len() + tail.len())?;
     if head.len() + tail.len() < DIRECT_WRITE_MIN {
         // into the batch in one copy, as `feed` would (flushing first at
         // the same mark)
