@@ -27,17 +27,11 @@ use std::hash::{Hash, Hasher};
 /// [`Blob`](crate::Blob) is sent without copying it, the codec writing the
 /// envelope and the head, and the transport the tail from its own buffer.
 #[derive(Default)]
-pub struct RawPayload(Bytes, Option<Extra>);
+pub struct RawPayload(Bytes, Option<Decoded>);
 
-/// What a [`RawPayload`] may carry besides its (head) bytes.
-enum Extra {
-    /// A typed value decoded from the bytes (receive side).
-    Decoded(Decoded),
-    /// The tail of a payload in two pieces (send side).
-    Split(Box<Split>),
-}
-
-/// The rest of a payload held in two pieces.
+/// The rest of a payload held in two pieces, kept in the decoded value's
+/// slot (a send-side payload has no decoded value; a second field would
+/// make every `Msg` 8 bytes bigger).
 struct Split {
     tail: Bytes,
     /// Head and tail in one buffer, made the first time someone asks for
@@ -67,14 +61,13 @@ type Decoded = Box<dyn Any + Send + Sync>;
 /// is taken once).
 impl Clone for RawPayload {
     fn clone(&self) -> Self {
-        let extra = match &self.1 {
-            Some(Extra::Split(split)) => Some(Extra::Split(Box::new(Split {
+        let split = self.split().map(|split| {
+            Box::new(Split {
                 tail: split.tail.clone(),
                 joined: split.joined.clone(),
-            }))),
-            _ => None,
-        };
-        RawPayload(self.0.clone(), extra)
+            }) as Decoded
+        });
+        RawPayload(self.0.clone(), split)
     }
 }
 
@@ -120,21 +113,21 @@ impl RawPayload {
     /// assert_eq!(raw.as_bytes(), b"\xc4\x03abc");
     /// ```
     pub fn with_tail(head: Bytes, tail: Bytes) -> Self {
-        RawPayload(
-            head,
-            Some(Extra::Split(Box::new(Split {
-                tail,
-                joined: std::sync::OnceLock::new(),
-            }))),
-        )
+        let split = Split {
+            tail,
+            joined: std::sync::OnceLock::new(),
+        };
+        RawPayload(head, Some(Box::new(split)))
+    }
+
+    /// The split-off rest, if the payload is held in two pieces.
+    fn split(&self) -> Option<&Split> {
+        self.1.as_ref()?.downcast_ref::<Split>()
     }
 
     /// The second piece of a payload made [`with_tail`](Self::with_tail).
     pub fn tail(&self) -> Option<&Bytes> {
-        match &self.1 {
-            Some(Extra::Split(split)) => Some(&split.tail),
-            _ => None,
-        }
+        self.split().map(|split| &split.tail)
     }
 
     /// The first piece: all the bytes, unless the payload has a
@@ -166,19 +159,17 @@ impl RawPayload {
             // one piece again, so that the decoded value has the slot
             self.0 = self.bytes().clone();
         }
-        self.1 = Some(Extra::Decoded(value));
+        self.1 = Some(value);
     }
 
     /// Takes the attached decoded value if it is a `T`.
     pub fn take_decoded<T: 'static>(&mut self) -> Option<T> {
-        match self.1.take()? {
-            Extra::Decoded(decoded) if decoded.is::<T>() => {
-                decoded.downcast::<T>().ok().map(|v| *v)
-            }
-            other => {
-                self.1 = Some(other);
-                None
-            }
+        let decoded = self.1.take()?;
+        if decoded.is::<T>() {
+            decoded.downcast::<T>().ok().map(|v| *v)
+        } else {
+            self.1 = Some(decoded);
+            None
         }
     }
 
@@ -190,17 +181,17 @@ impl RawPayload {
     /// The encoded bytes as a shared buffer (cheap to clone; a payload in
     /// two pieces is joined, once).
     pub fn bytes(&self) -> &Bytes {
-        match &self.1 {
-            Some(Extra::Split(split)) => split.joined(&self.0),
-            _ => &self.0,
+        match self.split() {
+            Some(split) => split.joined(&self.0),
+            None => &self.0,
         }
     }
 
     /// Unwraps the shared buffer (a payload in two pieces is joined).
     pub fn into_bytes(self) -> Bytes {
-        match &self.1 {
-            Some(Extra::Split(split)) => split.joined(&self.0).clone(),
-            _ => self.0,
+        match self.split() {
+            Some(split) => split.joined(&self.0).clone(),
+            None => self.0,
         }
     }
 
