@@ -31,7 +31,7 @@ use scipp::payload::PldSpec;
 use scipp::peer::{Config, Peer};
 use scipp::route::Endpoints;
 use scipp::sample::Reading;
-use scipp::{BoxError, CborCodec, Codec, MsgpackCodec, ProtobufCodec};
+use scipp::{Blob, BoxError, CborCodec, Codec, MsgpackCodec, ProtobufCodec};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -248,7 +248,8 @@ impl Listener {
 enum Item {
     Int(i64),
     Struct(Reading),
-    Bytes(ByteBuf),
+    // as a user streams bytes: shared, not copied, on both ends
+    Bytes(Blob),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -269,8 +270,8 @@ fn bench_endpoints<C: Codec>() -> Endpoints<C> {
             let item = match kw.kind {
                 Kind::Int => Item::Int(42),
                 Kind::Struct => Item::Struct(Reading::sample()),
-                Kind::Bytes4K => Item::Bytes(ByteBuf::from(vec![7u8; 4096])),
-                Kind::Bytes64K => Item::Bytes(scipp::sample::blob_64k()),
+                Kind::Bytes4K => Item::Bytes(Blob::from(vec![7u8; 4096])),
+                Kind::Bytes64K => Item::Bytes(Blob::from(scipp::sample::blob_64k().into_vec())),
             };
             match &item {
                 Item::Int(v) => send_n(&mut ctx, kw.n, v).await?,
@@ -442,7 +443,7 @@ async fn codec_only_stream<C: Codec>(codec: C, addr: &str, kind: Kind, n: u64) -
         match kind {
             Kind::Int => typed::<C, i64>(&codec, frame),
             Kind::Struct => typed::<C, Reading>(&codec, frame),
-            Kind::Bytes4K | Kind::Bytes64K => typed::<C, ByteBuf>(&codec, frame),
+            Kind::Bytes4K | Kind::Bytes64K => typed::<C, Blob>(&codec, frame),
         }
     }
     start.elapsed()
@@ -460,7 +461,7 @@ async fn scipp_stream<C: Codec>(codec: C, addr: &str, kind: Kind, n: u64) -> Dur
     let got = match kind {
         Kind::Int => receive_n::<C, i64>(&chan, &kwargs).await,
         Kind::Struct => receive_n::<C, Reading>(&chan, &kwargs).await,
-        Kind::Bytes4K | Kind::Bytes64K => receive_n::<C, ByteBuf>(&chan, &kwargs).await,
+        Kind::Bytes4K | Kind::Bytes64K => receive_n::<C, Blob>(&chan, &kwargs).await,
     };
     let took = start.elapsed();
     assert_eq!(got, n, "{kind:?}: every item arrives, once");

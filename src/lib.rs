@@ -60,7 +60,7 @@ pub use scipp_codecs::msgpack::{self, MsgpackCodec};
 #[cfg(feature = "protobuf")]
 pub use scipp_codecs::protobuf::{self, ProtobufCodec};
 pub use scipp_codecs::{
-    msg, Codec, DecodeError, DecodeErrorKind, EncodeError, PayloadError, WireProfile,
+    msg, Blob, Codec, DecodeError, DecodeErrorKind, EncodeError, PayloadError, WireProfile,
 };
 #[cfg(feature = "tls")]
 pub use scipp_layers::tls;

@@ -1,7 +1,8 @@
 //! What everyday code needs, in one import: `use scipp::prelude::*;`.
 //!
 //! Peers and their channels, endpoints, contexts (typed and untyped), the
-//! errors they return, payload specs and receive policies, the registry,
+//! errors they return, payload specs and receive policies, [`Blob`] (byte
+//! payloads without copies), the registry,
 //! and the [`DefaultCodec`] every generic type uses when none is named
 //! (tractor's msgpack), so a closure or a function signature needs no
 //! codec type.
@@ -26,7 +27,7 @@
 //! ```
 
 pub use scipp_codecs::msg::{Addr, Aid, Uid};
-pub use scipp_codecs::Codec;
+pub use scipp_codecs::{Blob, Codec};
 pub use scipp_layers::context::{
     ChildContext, Context, ContextError, Dialog, NoKwargs, OnInvalid, TypedChildContext,
     TypedContext,

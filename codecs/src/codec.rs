@@ -93,6 +93,54 @@ pub trait Codec: Clone + Send + Sync + fmt::Debug + 'static {
         crate::scratch::encode_bytes(hint, |dst| self.encode(msg, dst))
     }
 
+    /// Like [`encode`](Codec::encode), but may leave the tail of a payload
+    /// held in two pieces ([`RawPayload::with_tail`], how a big
+    /// [`Blob`](crate::Blob) is sent) out of `dst`: the frame body is then
+    /// `dst`'s new bytes followed by the returned tail, for the transport
+    /// to write from its own buffer (a vectored write). The bytes are the
+    /// same as [`encode`](Codec::encode)'s. The default encodes it all
+    /// into `dst`.
+    ///
+    /// ```
+    /// use bytes::{Bytes, BytesMut};
+    /// use scipp_codecs::{Blob, Codec, msgpack::MsgpackCodec};
+    /// use scipp_codecs::msg::{Cid, Msg, Yield};
+    ///
+    /// let codec = MsgpackCodec::new();
+    /// let data = Bytes::from(vec![1u8; 65536]);
+    /// let pld = codec.encode_payload(&Blob::new(data.clone())).unwrap();
+    /// let msg = Msg::Yield(Yield { cid: Cid::from("c1"), pld });
+    /// let mut head = BytesMut::new();
+    /// let tail = codec.encode_vectored(&msg, &mut head).unwrap().unwrap();
+    /// assert_eq!(tail.as_ptr(), data.as_ptr()); // the caller's buffer, not a copy
+    /// assert_eq!([&head[..], &tail[..]].concat(), codec.encode_to_bytes(&msg).unwrap());
+    /// ```
+    ///
+    /// # Errors
+    /// As [`encode`](Codec::encode).
+    fn encode_vectored(&self, msg: &Msg, dst: &mut BytesMut) -> Result<Option<Bytes>, EncodeError> {
+        self.encode(msg, dst).map(|()| None)
+    }
+
+    /// [`encode_vectored`](Codec::encode_vectored) into a fresh buffer:
+    /// the frame body's head, and the tail that follows it, if any.
+    ///
+    /// # Errors
+    /// As [`encode`](Codec::encode).
+    fn encode_to_parts(&self, msg: &Msg) -> Result<(Bytes, Option<Bytes>), EncodeError> {
+        let pld = msg.pld();
+        let Some(tail_len) = pld.and_then(RawPayload::tail).map(Bytes::len) else {
+            return self.encode_to_bytes(msg).map(|b| (b, None));
+        };
+        let hint = 96 + pld.map_or(0, RawPayload::len) - tail_len;
+        let mut tail = None;
+        let head = crate::scratch::encode_bytes(hint, |dst| {
+            tail = self.encode_vectored(msg, dst)?;
+            Ok::<_, EncodeError>(())
+        })?;
+        Ok((head, tail))
+    }
+
     /// The tractor version whose wire this codec writes. Only msgpack,
     /// tractor's own codec, has more than one; the others always write
     /// every field and answer the default.

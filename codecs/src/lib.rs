@@ -57,6 +57,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod blob;
 #[cfg(feature = "cbor")]
 pub mod cbor;
 mod codec;
@@ -77,6 +78,7 @@ mod scratch;
 /// CBOR codec uses ciborium's bound, also 256.
 pub const DEFAULT_MAX_DEPTH: u16 = 256;
 
+pub use blob::{Blob, BLOB_SHARE_MIN};
 pub use codec::{Codec, DecodeError, DecodeErrorKind, EncodeError, PayloadError};
 
 /// Which tractor version's wire a codec writes.

@@ -1,7 +1,7 @@
 //! Running a stack on a transport: the read loop that feeds frames into a
 //! receive stack, and the writer that the send stack ends in.
 
-use crate::framing::{FrameCodec, FrameError};
+use crate::framing::{Frame, FrameCodec, FrameError};
 use crate::BoxError;
 use bytes::Bytes;
 use futures_util::{SinkExt, Stream, StreamExt};
@@ -75,8 +75,10 @@ where
 }
 
 /// The bottom of a send stack: a `Service<Bytes>` that queues frames for a
-/// writer task. The task writes every frame that is ready before one flush,
-/// so bursts of messages cost one syscall. Cloning shares the writer.
+/// writer task. The task writes every frame that is ready before one
+/// flush, so bursts of messages cost one syscall; a big frame goes out from
+/// its own buffer. [`vectored`](Writer::vectored) takes [`Frame`]s in two
+/// pieces instead. Cloning shares the writer.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -96,7 +98,7 @@ where
 /// ```
 pub struct Writer {
     /// Kept to make clones from whatever state `state` is in.
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Frame>,
     state: Slot,
 }
 
@@ -109,11 +111,11 @@ pub struct Writer {
 /// waits on a boxed future.
 enum Slot {
     /// No room reserved.
-    Idle(mpsc::Sender<Bytes>),
+    Idle(mpsc::Sender<Frame>),
     /// Room for one frame, taken by the next `call`.
-    Reserved(OwnedPermit<Bytes>),
+    Reserved(OwnedPermit<Frame>),
     /// The queue was full: waiting for room.
-    Waiting(ReusableBoxFuture<'static, Result<OwnedPermit<Bytes>, SendError<()>>>),
+    Waiting(ReusableBoxFuture<'static, Result<OwnedPermit<Frame>, SendError<()>>>),
     /// The writer task has stopped.
     Stopped,
 }
@@ -171,7 +173,7 @@ impl Writer {
     where
         W: AsyncWrite + Send + Unpin + 'static,
     {
-        let (tx, mut rx) = mpsc::channel::<Bytes>(queue.max(1));
+        let (tx, mut rx) = mpsc::channel::<Frame>(queue.max(1));
         let task = tokio::spawn(async move {
             let mut sink = FramedWrite::new(io, codec);
             loop {
@@ -214,36 +216,58 @@ impl Writer {
 }
 
 /// Frames at least this big skip the write buffer: they go to the
-/// transport from their own buffer (header and body in one vectored
-/// write) instead of being copied into the batch first. Smaller frames
-/// are batched, one flush per burst.
+/// transport from their own buffers (length prefix, head and tail in one
+/// vectored write) instead of being copied into the batch first. Smaller
+/// frames are batched, one flush per burst.
 const DIRECT_WRITE_MIN: usize = 16 * 1024;
 
 /// Queues `frame` in the batch, or writes a big one straight through
 /// (after what is already batched, to keep the order).
 async fn put<W: AsyncWrite + Unpin>(
     sink: &mut FramedWrite<W, FrameCodec>,
-    frame: Bytes,
+    frame: Frame,
 ) -> Result<(), FrameError> {
-    if frame.len() < DIRECT_WRITE_MIN {
-        return sink.feed(frame).await;
-    }
-    let header = sink.encoder().header(frame.len())?;
-    sink.flush().await?;
-    let io = sink.get_mut();
-    let (mut h, mut b) = (0, 0);
-    while b < frame.len() {
-        let parts = [
-            std::io::IoSlice::new(&header[h..]),
-            std::io::IoSlice::new(&frame[b..]),
-        ];
-        let n = io.write_vectored(&parts).await?;
-        if n == 0 {
-            return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+    let (head, tail) = frame.into_parts();
+    let tail = match tail {
+        // the common case first, as it was before frames had tails
+        None if head.len() < DIRECT_WRITE_MIN => return sink.feed(head).await,
+        tail => tail.unwrap_or_default(),
+    };
+    let header = sink.encoder().header(head.len() + tail.len())?;
+    if head.len() + tail.len() < DIRECT_WRITE_MIN {
+        // into the batch in one copy, as `feed` would (flushing first at
+        // the same mark)
+        if sink.write_buffer().len() >= sink.backpressure_boundary() {
+            sink.flush().await?;
         }
-        let into_header = n.min(header.len() - h);
-        h += into_header;
-        b += n - into_header;
+        let batch = sink.write_buffer_mut();
+        batch.reserve(header.len() + head.len() + tail.len());
+        batch.extend_from_slice(&header);
+        batch.extend_from_slice(&head);
+        batch.extend_from_slice(&tail);
+        return Ok(());
+    }
+    sink.flush().await?;
+    write_all_vectored(sink.get_mut(), &mut [&header[..], &head[..], &tail[..]]).await?;
+    Ok(())
+}
+
+/// Writes every byte of `pieces`, in order, with vectored writes.
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    pieces: &mut [&[u8]; 3],
+) -> std::io::Result<()> {
+    while pieces.iter().any(|p| !p.is_empty()) {
+        let slices = pieces.map(std::io::IoSlice::new);
+        let mut n = io.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        for piece in pieces.iter_mut() {
+            let took = n.min(piece.len());
+            *piece = &piece[took..];
+            n -= took;
+        }
     }
     Ok(())
 }
@@ -258,6 +282,48 @@ impl Service<Bytes> for Writer {
     type Future = std::future::Ready<Result<(), BoxError>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.reserve(cx)
+    }
+
+    fn call(&mut self, frame: Bytes) -> Self::Future {
+        self.send(Frame::new(frame))
+    }
+}
+
+impl Writer {
+    /// This writer as a `Service<Frame>`: a frame in two pieces goes out
+    /// with its tail written from the tail's own buffer (one vectored
+    /// write of the length prefix, head and tail when the frame is big),
+    /// never copied into a frame first. [`CodecLayer::vectored`] encodes
+    /// for it.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use futures_util::StreamExt;
+    /// use scipp_layers::{channel::Writer, framing::{Frame, FramingLayer}};
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (a, b) = tokio::io::duplex(1 << 16);
+    /// let (writer, task) = Writer::spawn(a, FramingLayer::new().codec(), 64);
+    /// let tail = Bytes::from(vec![b'x'; 20_000]);
+    /// let frame = Frame::with_tail(Bytes::from_static(b"head:"), tail.clone());
+    /// writer.vectored().oneshot(frame).await.unwrap();
+    /// let mut frames = FramingLayer::new().layer(b);
+    /// let got = frames.next().await.unwrap().unwrap();
+    /// assert_eq!(&got[..5], b"head:");
+    /// assert_eq!(&got[5..], &tail[..]);
+    /// # drop(task);
+    /// # }
+    /// ```
+    ///
+    /// [`CodecLayer::vectored`]: crate::codec::CodecLayer::vectored
+    pub fn vectored(self) -> VectoredWriter {
+        VectoredWriter(self)
+    }
+
+    fn reserve(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         loop {
             self.state = match std::mem::replace(&mut self.state, Slot::Stopped) {
                 Slot::Reserved(permit) => {
@@ -284,7 +350,7 @@ impl Service<Bytes> for Writer {
         }
     }
 
-    fn call(&mut self, frame: Bytes) -> Self::Future {
+    fn send(&mut self, frame: Frame) -> std::future::Ready<Result<(), BoxError>> {
         match std::mem::replace(&mut self.state, Slot::Stopped) {
             Slot::Reserved(permit) => {
                 self.state = Slot::Idle(permit.send(frame));
@@ -295,6 +361,24 @@ impl Service<Bytes> for Writer {
                 std::future::ready(Err("Writer::call without a ready poll_ready".into()))
             }
         }
+    }
+}
+
+/// A [`Writer`] taking [`Frame`]s, from [`Writer::vectored`].
+#[derive(Debug, Clone)]
+pub struct VectoredWriter(Writer);
+
+impl Service<Frame> for VectoredWriter {
+    type Response = ();
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<(), BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.0.reserve(cx)
+    }
+
+    fn call(&mut self, frame: Frame) -> Self::Future {
+        self.0.send(frame)
     }
 }
 

@@ -654,18 +654,29 @@ impl<C: Codec> Peer<C> {
             .layer(
                 ValidatePayloadLayer::new(codec.clone(), specs.clone()).strict(self.config.strict),
             )
-            .layer(enforce.clone())
-            .layer(CodecLayer::new(codec.clone()));
+            .layer(enforce.clone());
+        // Frames go to the writer in two pieces when a payload is (a big
+        // `Blob`, written from the sender's buffer); a frame layer of the
+        // user's is a `Service<Bytes>` and gets them in one.
+        let encode = CodecLayer::new(codec.clone());
         // Each type-erased level costs a boxed future per message: box
         // only the levels that have a layer of the user's around them.
         let send = if self.layers.outbound_is_empty() {
-            Sender::Plain(checks_out.service(writer))
+            Sender::Plain(
+                checks_out
+                    .layer(encode.vectored())
+                    .service(writer.vectored()),
+            )
         } else {
             let checks = if layers.has_frames_out() {
                 let frames = layers.wrap_frames_out(OutboundFrames::new(writer));
-                OutboundMessages::new(checks_out.service(frames))
+                OutboundMessages::new(checks_out.layer(encode).service(frames))
             } else {
-                OutboundMessages::new(checks_out.service(writer))
+                OutboundMessages::new(
+                    checks_out
+                        .layer(encode.vectored())
+                        .service(writer.vectored()),
+                )
             };
             Sender::Layered(layers.wrap_messages_out(checks))
         };

@@ -59,6 +59,23 @@ fn oversize_claim_is_refused_without_allocating_it() {
 }
 
 #[test]
+fn a_partly_arrived_small_frame_makes_room_for_the_frames_behind_it() {
+    // 4 KiB frames, one half read: the next read should take many frames,
+    // not only the missing half (a syscall per frame, measured)
+    let mut codec = FrameCodec::default();
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&4096u32.to_le_bytes());
+    buf.extend_from_slice(&[0; 2048]);
+    assert!(codec.decode(&mut buf).unwrap().is_none());
+    assert!(
+        buf.capacity() - buf.len() >= 64 * 1024,
+        "{}",
+        buf.capacity()
+    );
+    assert!(buf.capacity() <= READ_AHEAD + 4096 + 4096);
+}
+
+#[test]
 fn a_claim_under_the_max_reserves_only_a_bounded_step() {
     // Max 4 GiB - 1 (tractor's own limit), header claims 3 GiB, 10 bytes came.
     let mut codec = FrameCodec::new(u32::MAX as usize);

@@ -5,7 +5,7 @@ use scipp::context::ChildContext;
 use scipp::payload::PldSpec;
 use scipp::peer::{Channel, Peer};
 use scipp::route::Endpoints;
-use scipp::{BoxError, MsgpackCodec};
+use scipp::{Blob, BoxError, MsgpackCodec};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use std::net::SocketAddr;
@@ -49,8 +49,9 @@ fn endpoints() -> Endpoints<MsgpackCodec> {
                 ctx.close().await?;
                 Ok::<_, BoxError>(Item::Int(kw.n as i64))
             } else {
-                let blob = ByteBuf::from(vec![7u8; kw.len]);
-                ctx.started(&ByteBuf::new()).await?;
+                // shared, not copied: each send hands the writer this buffer
+                let blob = Blob::from(vec![7u8; kw.len]);
+                ctx.started(&Blob::default()).await?;
                 for _ in 0..kw.n {
                     ctx.send(&blob).await?;
                 }
@@ -119,20 +120,21 @@ impl Client {
             }
             assert_eq!(ctx.result::<i64>().await.unwrap(), n as i64);
         } else {
-            let (mut ctx, _): (_, ByteBuf) = self
+            // `Blob`: each item is a slice of the received frame, no copy
+            let (mut ctx, _): (_, Blob) = self
                 .0
                 .open_context("bench", "stream")
                 .kwargs(&StreamKwargs { n, len })
-                .spec(PldSpec::of::<ByteBuf>())
+                .spec(PldSpec::of::<Blob>())
                 .start()
                 .await
                 .unwrap();
-            while let Some(v) = ctx.recv::<ByteBuf>().await.unwrap() {
+            while let Some(v) = ctx.recv::<Blob>().await.unwrap() {
                 assert_eq!(v.len(), len);
                 count += 1;
             }
-            let ret = ctx.result::<ByteBuf>().await.unwrap();
-            assert_eq!(ret.as_slice(), n.to_le_bytes());
+            let ret = ctx.result::<Blob>().await.unwrap();
+            assert_eq!(&ret[..], n.to_le_bytes());
         }
         Sample {
             count,

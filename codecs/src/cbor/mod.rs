@@ -2,6 +2,7 @@
 //! msgpack wire (`msg_type` first, the same field names and order), with
 //! payloads kept raw as CBOR bytes.
 
+mod bytes_only;
 mod reader;
 mod writer;
 
@@ -50,17 +51,39 @@ impl Codec for CborCodec {
         envelope::encode::encode_msg(msg, AidFields::All, &mut writer::Writer::new(dst))
     }
 
+    fn encode_vectored(&self, msg: &Msg, dst: &mut BytesMut) -> Result<Option<Bytes>, EncodeError> {
+        let mut w = envelope::Deferring::new(writer::Writer::new(dst));
+        envelope::encode::encode_msg(msg, AidFields::All, &mut w)?;
+        let deferred = w.into_tail();
+        Ok(envelope::finish_deferred(dst, deferred))
+    }
+
     fn decode(&self, frame: Bytes) -> Result<Msg, DecodeError> {
         envelope::decode::decode_frame(&frame, || reader::Reader::new(&frame))
     }
 
     fn encode_payload<T: Serialize + ?Sized>(&self, value: &T) -> Result<RawPayload, PayloadError> {
-        crate::scratch::encode_vec(|buf| ciborium::into_writer(value, buf))
-            .map(RawPayload::new)
-            .map_err(|e| PayloadError::encode("cbor", e))
+        // a big `Blob` is kept aside and written by the transport
+        crate::blob::encode_sharing(
+            || crate::scratch::encode_vec(|buf| ciborium::into_writer(value, buf)),
+            &[0x40],
+            |len| Some(writer::byte_string_header(len as u64)),
+        )
+        .map_err(|e| PayloadError::encode("cbor", e))
     }
 
     fn decode_payload<T: DeserializeOwned>(&self, raw: &RawPayload) -> Result<T, PayloadError> {
-        ciborium::from_reader(raw.as_bytes()).map_err(|e| PayloadError::decode("cbor", e))
+        let bytes = raw.bytes();
+        crate::blob::lend(bytes, || {
+            // ciborium copies every byte string out; a payload that is
+            // one big byte string is handed out in place
+            if let Some(content) = bytes_only::whole_byte_string(bytes) {
+                if let Ok(value) = T::deserialize(bytes_only::BytesOnly(content)) {
+                    return Ok(value);
+                }
+            }
+            ciborium::from_reader(&bytes[..])
+        })
+        .map_err(|e| PayloadError::decode("cbor", e))
     }
 }

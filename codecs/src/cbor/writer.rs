@@ -10,12 +10,21 @@ use crate::envelope;
 use bytes::{BufMut, BytesMut};
 
 const UINT: u8 = 0;
+const BYTES: u8 = 2;
 const TEXT: u8 = 3;
 const ARRAY: u8 = 4;
 const MAP: u8 = 5;
 const FALSE: u8 = 0xf4;
 const TRUE: u8 = 0xf5;
 const NULL: u8 = 0xf6;
+
+/// The header of a definite-length byte string of `len` bytes, as
+/// ciborium writes it for a `serde_bytes` value.
+pub(super) fn byte_string_header(len: u64) -> bytes::Bytes {
+    let mut dst = BytesMut::with_capacity(9);
+    Writer(&mut dst).header(BYTES, len);
+    dst.freeze()
+}
 
 pub(super) struct Writer<'a>(&'a mut BytesMut);
 
@@ -86,5 +95,9 @@ impl envelope::Write for Writer<'_> {
     fn raw(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
         self.0.put_slice(bytes);
         Ok(())
+    }
+
+    fn written(&self) -> usize {
+        self.0.len()
     }
 }

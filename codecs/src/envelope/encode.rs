@@ -78,9 +78,9 @@ pub(crate) fn encode_msg(msg: &Msg, aid_fields: AidFields, w: &mut impl Write) -
         Msg::SpawnSpec(m) => {
             header(w, 6, MsgKind::SpawnSpec)?;
             w.str("_parent_main_data")?;
-            w.raw(m.parent_main_data.as_bytes())?;
+            w.payload(&m.parent_main_data)?;
             w.str("_runtime_vars")?;
-            w.raw(m.runtime_vars.as_bytes())?;
+            w.payload(&m.runtime_vars)?;
             w.str("enable_modules")?;
             w.map(m.enable_modules.len())?;
             for (module, path) in &m.enable_modules {
@@ -97,7 +97,7 @@ pub(crate) fn encode_msg(msg: &Msg, aid_fields: AidFields, w: &mut impl Write) -
             field_str(w, "ns", &m.ns)?;
             field_str(w, "func", &m.func)?;
             w.str("kwargs")?;
-            w.raw(m.kwargs.as_bytes())?;
+            w.payload(&m.kwargs)?;
             w.str("uid")?;
             uid(w, &m.uid)?;
             field_str(w, "pld_spec", &m.pld_spec)?;
@@ -113,7 +113,7 @@ pub(crate) fn encode_msg(msg: &Msg, aid_fields: AidFields, w: &mut impl Write) -
             header(w, 3, msg.kind())?;
             field_str(w, "cid", cid.as_str())?;
             w.str("pld")?;
-            w.raw(pld.as_bytes())?;
+            w.payload(pld)?;
         }
         Msg::Stop(m) => {
             header(w, 2, MsgKind::Stop)?;
@@ -150,9 +150,7 @@ pub(crate) fn encode_msg(msg: &Msg, aid_fields: AidFields, w: &mut impl Write) -
                 encode_msg(bad, aid_fields, w)
             })?;
             w.str("_bad_msg_as_dict")?;
-            opt(w, m.bad_msg_as_dict.as_ref(), |w, raw| {
-                w.raw(raw.as_bytes())
-            })?;
+            opt(w, m.bad_msg_as_dict.as_ref(), |w, raw| w.payload(raw))?;
         }
     }
     Ok(())

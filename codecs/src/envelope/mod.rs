@@ -97,4 +97,89 @@ pub(crate) trait Write {
     fn bool(&mut self, b: bool) -> std::result::Result<(), EncodeError>;
     fn uint(&mut self, n: u64) -> std::result::Result<(), EncodeError>;
     fn raw(&mut self, bytes: &[u8]) -> std::result::Result<(), EncodeError>;
+    /// How many bytes the destination holds.
+    fn written(&self) -> usize;
+    /// The tail of a payload in two pieces: copied in, unless deferred
+    /// (see [`Deferring`]).
+    fn tail(&mut self, tail: &Bytes) -> std::result::Result<(), EncodeError> {
+        self.raw(tail)
+    }
+    /// A raw payload, in as many pieces as it is held.
+    fn payload(&mut self, raw: &crate::msg::RawPayload) -> std::result::Result<(), EncodeError> {
+        self.raw(raw.head())?;
+        match raw.tail() {
+            Some(tail) => self.tail(tail),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A [`Write`] that leaves the first payload tail out of the destination,
+/// for the transport to write from its own buffer (a vectored write).
+pub(crate) struct Deferring<W> {
+    inner: W,
+    /// The deferred tail and where in the output it belongs.
+    tail: Option<(usize, Bytes)>,
+}
+
+impl<W: Write> Deferring<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        Deferring { inner, tail: None }
+    }
+
+    /// The deferred tail and its offset in the output.
+    pub(crate) fn into_tail(self) -> Option<(usize, Bytes)> {
+        self.tail
+    }
+}
+
+/// Completes an encoding whose tail was deferred: the tail to write after
+/// `dst`, or `None` once it is spliced in (it was not the last thing
+/// written, which no envelope does today).
+pub(crate) fn finish_deferred(
+    dst: &mut bytes::BytesMut,
+    deferred: Option<(usize, Bytes)>,
+) -> Option<Bytes> {
+    let (at, tail) = deferred?;
+    if at == dst.len() {
+        return Some(tail);
+    }
+    let rest = dst.split_off(at);
+    dst.extend_from_slice(&tail);
+    dst.extend_from_slice(&rest);
+    None
+}
+
+impl<W: Write> Write for Deferring<W> {
+    fn map(&mut self, entries: usize) -> std::result::Result<(), EncodeError> {
+        self.inner.map(entries)
+    }
+    fn array(&mut self, len: usize) -> std::result::Result<(), EncodeError> {
+        self.inner.array(len)
+    }
+    fn str(&mut self, s: &str) -> std::result::Result<(), EncodeError> {
+        self.inner.str(s)
+    }
+    fn nil(&mut self) -> std::result::Result<(), EncodeError> {
+        self.inner.nil()
+    }
+    fn bool(&mut self, b: bool) -> std::result::Result<(), EncodeError> {
+        self.inner.bool(b)
+    }
+    fn uint(&mut self, n: u64) -> std::result::Result<(), EncodeError> {
+        self.inner.uint(n)
+    }
+    fn raw(&mut self, bytes: &[u8]) -> std::result::Result<(), EncodeError> {
+        self.inner.raw(bytes)
+    }
+    fn written(&self) -> usize {
+        self.inner.written()
+    }
+    fn tail(&mut self, tail: &Bytes) -> std::result::Result<(), EncodeError> {
+        if self.tail.is_some() {
+            return self.inner.raw(tail);
+        }
+        self.tail = Some((self.inner.written(), tail.clone()));
+        Ok(())
+    }
 }

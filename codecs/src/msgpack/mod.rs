@@ -112,20 +112,45 @@ impl Codec for MsgpackCodec {
         envelope::encode::encode_msg(msg, aid_fields, &mut writer::Writer::new(dst))
     }
 
+    fn encode_vectored(&self, msg: &Msg, dst: &mut BytesMut) -> Result<Option<Bytes>, EncodeError> {
+        let aid_fields = match self.profile {
+            WireProfile::V978691c6 => AidFields::NameAndUuid,
+            WireProfile::Head => AidFields::All,
+        };
+        let mut w = envelope::Deferring::new(writer::Writer::new(dst));
+        envelope::encode::encode_msg(msg, aid_fields, &mut w)?;
+        let deferred = w.into_tail();
+        Ok(envelope::finish_deferred(dst, deferred))
+    }
+
     fn decode(&self, frame: Bytes) -> Result<Msg, DecodeError> {
         envelope::decode::decode_frame(&frame, || reader::Reader::new(&frame))
     }
 
     fn encode_payload<T: Serialize + ?Sized>(&self, value: &T) -> Result<RawPayload, PayloadError> {
-        crate::scratch::encode_vec(|buf| rmp_serde::encode::write_named(buf, value))
-            .map(RawPayload::new)
-            .map_err(|e| PayloadError::encode("msgpack", e))
+        // a big `Blob` is kept aside and written by the transport
+        crate::blob::encode_sharing(
+            || crate::scratch::encode_vec(|buf| rmp_serde::encode::write_named(buf, value)),
+            &[0xc4, 0x00],
+            |len| {
+                let mut header = Vec::with_capacity(5);
+                // rmp's own choice of bin8/16/32, as for a `ByteBuf`
+                rmp::encode::write_bin_len(&mut header, u32::try_from(len).ok()?).ok()?;
+                Some(Bytes::from(header))
+            },
+        )
+        .map_err(|e| PayloadError::encode("msgpack", e))
     }
 
     fn decode_payload<T: DeserializeOwned>(&self, raw: &RawPayload) -> Result<T, PayloadError> {
-        let mut de = rmp_serde::Deserializer::from_read_ref(raw.as_bytes());
-        de.set_max_depth(usize::from(self.max_depth));
-        serde::Deserialize::deserialize(&mut de).map_err(|e| PayloadError::decode("msgpack", e))
+        let bytes = raw.bytes();
+        // `Blob`s decoded from these bytes share them
+        crate::blob::lend(bytes, || {
+            let mut de = rmp_serde::Deserializer::from_read_ref(&bytes[..]);
+            de.set_max_depth(usize::from(self.max_depth));
+            serde::Deserialize::deserialize(&mut de)
+        })
+        .map_err(|e| PayloadError::decode("msgpack", e))
     }
 
     fn wire_profile(&self) -> WireProfile {

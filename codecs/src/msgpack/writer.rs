@@ -106,4 +106,8 @@ impl envelope::Write for Writer<'_> {
         self.0.put_slice(bytes);
         Ok(())
     }
+
+    fn written(&self) -> usize {
+        self.0.len()
+    }
 }

@@ -6,12 +6,14 @@
 //! An undecodable frame does not end the channel: it goes up as an
 //! [`Inbound::Invalid`] carrying a [`MsgTypeError`].
 
+use crate::framing::Frame;
 use crate::future::ResponseFuture;
 use crate::payload::MsgTypeError;
 use crate::{BoxError, Inbound};
 use bytes::Bytes;
 use scipp_codecs::msg::{Msg, RawPayload, Uid};
-use scipp_codecs::{Codec, DecodeErrorKind};
+use scipp_codecs::{Codec, DecodeErrorKind, EncodeError};
+use std::marker::PhantomData;
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
@@ -34,18 +36,74 @@ use tower::{Layer, Service};
 /// receive.ready().await.unwrap().call(stop).await.unwrap();
 /// # }
 /// ```
-#[derive(Debug, Clone)]
-pub struct CodecLayer<C> {
+///
+/// Encoding, it hands the service below a frame body as [`Bytes`], in one
+/// piece; [`vectored`](CodecLayer::vectored) makes it hand a [`Frame`]
+/// instead, whose big payload stays in the sender's buffer (see
+/// [`Blob`](scipp_codecs::Blob)).
+#[derive(Debug)]
+pub struct CodecLayer<C, F = Bytes> {
     codec: C,
     peer: Option<Uid>,
+    frames: PhantomData<fn() -> F>,
+}
+
+impl<C: Clone, F> Clone for CodecLayer<C, F> {
+    fn clone(&self) -> Self {
+        CodecLayer {
+            codec: self.codec.clone(),
+            peer: self.peer.clone(),
+            frames: PhantomData,
+        }
+    }
 }
 
 impl<C: Codec> CodecLayer<C> {
     /// A codec layer for `codec`.
     pub fn new(codec: C) -> Self {
-        CodecLayer { codec, peer: None }
+        CodecLayer {
+            codec,
+            peer: None,
+            frames: PhantomData,
+        }
     }
 
+    /// Encodes into [`Frame`]s: a payload held in two pieces (a big
+    /// [`Blob`](scipp_codecs::Blob)) keeps its tail out of the frame's
+    /// buffer, for the [`Writer`](crate::channel::Writer) to send from the
+    /// sender's own buffer. The bytes on the wire are the same.
+    ///
+    /// ```
+    /// use scipp_layers::{codec::CodecLayer, framing::Frame, BoxError};
+    /// use scipp_codecs::{Blob, Codec, msgpack::MsgpackCodec, msg::*};
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let codec = MsgpackCodec::new();
+    /// let data = bytes::Bytes::from(vec![9u8; 65536]);
+    /// let pld = codec.encode_payload(&Blob::new(data.clone())).unwrap();
+    /// let wire = tower::service_fn(move |frame: Frame| {
+    ///     let data = data.clone();
+    ///     async move {
+    ///         assert_eq!(frame.tail().unwrap().as_ptr(), data.as_ptr()); // not copied
+    ///         Ok::<_, BoxError>(())
+    ///     }
+    /// });
+    /// let send = CodecLayer::new(codec).vectored().layer(wire);
+    /// send.oneshot(Msg::Yield(Yield { cid: Cid::from("c1"), pld })).await.unwrap();
+    /// # }
+    /// ```
+    pub fn vectored(self) -> CodecLayer<C, Frame> {
+        CodecLayer {
+            codec: self.codec,
+            peer: self.peer,
+            frames: PhantomData,
+        }
+    }
+}
+
+impl<C: Codec, F> CodecLayer<C, F> {
     /// Attributes undecodable frames to this peer.
     pub fn peer(mut self, peer: Uid) -> Self {
         self.peer = Some(peer);
@@ -53,34 +111,78 @@ impl<C: Codec> CodecLayer<C> {
     }
 }
 
-impl<S, C: Clone> Layer<S> for CodecLayer<C> {
-    type Service = CodecService<S, C>;
+impl<S, C: Clone, F> Layer<S> for CodecLayer<C, F> {
+    type Service = CodecService<S, C, F>;
 
     fn layer(&self, inner: S) -> Self::Service {
         CodecService {
             inner,
             codec: self.codec.clone(),
             peer: self.peer.clone(),
+            frames: PhantomData,
         }
     }
 }
 
+/// What [`CodecService`] hands the service below when it encodes: a frame
+/// body as [`Bytes`] (one piece) or as a [`Frame`] (maybe two). Sealed.
+pub trait EncodedFrame: sealed::Sealed + Sized {
+    /// `msg`, encoded by `codec`.
+    ///
+    /// # Errors
+    /// The codec's.
+    fn encode<C: Codec>(codec: &C, msg: &Msg) -> Result<Self, EncodeError>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for bytes::Bytes {}
+    impl Sealed for crate::framing::Frame {}
+}
+
+impl EncodedFrame for Bytes {
+    fn encode<C: Codec>(codec: &C, msg: &Msg) -> Result<Self, EncodeError> {
+        codec.encode_to_bytes(msg)
+    }
+}
+
+impl EncodedFrame for Frame {
+    fn encode<C: Codec>(codec: &C, msg: &Msg) -> Result<Self, EncodeError> {
+        Ok(match codec.encode_to_parts(msg)? {
+            (head, None) => Frame::new(head),
+            (head, Some(tail)) => Frame::with_tail(head, tail),
+        })
+    }
+}
+
 /// The service of [`CodecLayer`].
-#[derive(Debug, Clone)]
-pub struct CodecService<S, C> {
+#[derive(Debug)]
+pub struct CodecService<S, C, F = Bytes> {
     inner: S,
     codec: C,
     peer: Option<Uid>,
+    frames: PhantomData<fn() -> F>,
 }
 
-impl<S, C> CodecService<S, C> {
+impl<S: Clone, C: Clone, F> Clone for CodecService<S, C, F> {
+    fn clone(&self) -> Self {
+        CodecService {
+            inner: self.inner.clone(),
+            codec: self.codec.clone(),
+            peer: self.peer.clone(),
+            frames: PhantomData,
+        }
+    }
+}
+
+impl<S, C, F> CodecService<S, C, F> {
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
 }
 
-impl<S, C> Service<Bytes> for CodecService<S, C>
+impl<S, C, F> Service<Bytes> for CodecService<S, C, F>
 where
     S: Service<Inbound, Response = ()>,
     S::Error: Into<BoxError>,
@@ -112,9 +214,10 @@ where
     }
 }
 
-impl<S, C> Service<Msg> for CodecService<S, C>
+impl<S, C, F> Service<Msg> for CodecService<S, C, F>
 where
-    S: Service<Bytes, Response = ()>,
+    F: EncodedFrame,
+    S: Service<F, Response = ()>,
     S::Error: Into<BoxError>,
     C: Codec,
 {
@@ -127,7 +230,7 @@ where
     }
 
     fn call(&mut self, msg: Msg) -> Self::Future {
-        match self.codec.encode_to_bytes(&msg) {
+        match F::encode(&self.codec, &msg) {
             Ok(frame) => ResponseFuture::inner(self.inner.call(frame)),
             Err(e) => ResponseFuture::ready(Err(e.into())),
         }

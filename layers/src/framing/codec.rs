@@ -1,4 +1,11 @@
 use super::{FrameError, HEADER_LEN, READ_AHEAD};
+
+/// Room made for a partly arrived small frame (under a quarter of this):
+/// this much, so that the next read takes the frames behind it too (a
+/// stream of 4 KiB frames read into exactly-missing room cost about a
+/// syscall per frame). A bigger frame gets exactly the room it misses: one
+/// that straddled the end of the room would be copied when it grows.
+const READ_CHUNK: usize = 64 * 1024;
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
@@ -71,7 +78,12 @@ impl Decoder for FrameCodec {
         if missing > 0 {
             // LengthDelimitedCodec would reserve the whole claimed length
             // here; grow only a bounded step ahead of what has arrived.
-            src.reserve(missing.min(READ_AHEAD));
+            let room = if claimed < READ_CHUNK / 4 {
+                READ_CHUNK
+            } else {
+                missing
+            };
+            src.reserve(room.min(READ_AHEAD));
             return Ok(None);
         }
         // The whole frame is buffered: the inner codec reads the header and

@@ -30,10 +30,12 @@
 
 mod codec;
 mod error;
+mod frame;
 mod layer;
 
 pub use self::codec::FrameCodec;
 pub use self::error::FrameError;
+pub use self::frame::Frame;
 pub use self::layer::{Builder, FramingLayer};
 
 /// The default maximum frame body length: 16 MiB.

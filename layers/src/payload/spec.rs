@@ -311,7 +311,7 @@ pub(crate) fn spec_name(type_name: &str) -> String {
         "bool" => "bool".into(),
         "String" | "str" | "&str" | "char" => "str".into(),
         "()" => "None".into(),
-        "ByteBuf" | "Bytes" => "bytes".into(),
+        "ByteBuf" | "Bytes" | "Blob" => "bytes".into(),
         "Vec" if args.first().map(|a| a.trim()) == Some("u8") => "bytes".into(),
         "Option" => format!("{}|None", arg(0)),
         "Vec" | "VecDeque" => format!("list[{}]", arg(0)),

@@ -58,7 +58,9 @@ impl From<MsgTypeError> for Orphan {
 /// A channel's built-in send stack, by its concrete type: a boxed service
 /// would box every message's future (one allocation per send).
 pub(crate) type SendStack<C> = crate::payload::ValidatePayload<
-    crate::msg_type::EnforceMsgType<crate::codec::CodecService<crate::channel::Writer, C>>,
+    crate::msg_type::EnforceMsgType<
+        crate::codec::CodecService<crate::channel::VectoredWriter, C, crate::framing::Frame>,
+    >,
     C,
 >;
 
