@@ -1,5 +1,5 @@
 use super::{FrameError, HEADER_LEN, READ_AHEAD};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 /// tractor's framing: a `u32` little-endian body length, then the body.
@@ -74,12 +74,11 @@ impl Decoder for FrameCodec {
             src.reserve(missing.min(READ_AHEAD));
             return Ok(None);
         }
-        // The whole frame is buffered: the inner codec reads the header and
-        // splits the body off in one call, reserving nothing big.
-        match self.inner.decode(src) {
-            Ok(frame) => Ok(frame.map(BytesMut::freeze)),
-            Err(e) => Err(FrameError::Io(e)),
-        }
+        // The whole frame is buffered: split the body off. (Handing this to
+        // the inner codec read and checked the header a second time: ~100
+        // instructions per frame, callgrind.)
+        src.advance(HEADER_LEN);
+        Ok(Some(src.split_to(claimed).freeze()))
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {

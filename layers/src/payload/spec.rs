@@ -3,16 +3,15 @@
 
 use super::{render::python_repr, render::python_type, MsgTypeError};
 use crate::cid_map::CidMap;
-use scipp_codecs::msg::{Cid, Msg, MsgKind, RawPayload, Uid};
+use scipp_codecs::msg::{Cid, Decoded, Msg, MsgKind, RawPayload, Uid};
 use scipp_codecs::{Codec, PayloadError};
 use serde::de::DeserializeOwned;
-use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Decodes a payload as the spec's type, boxed for the consumer.
-type Check<C> = fn(&C, &RawPayload) -> Result<Box<dyn Any + Send + Sync>, PayloadError>;
+type Check<C> = fn(&C, &RawPayload) -> Result<Decoded, PayloadError>;
 
 /// The payload spec of a context: a Rust type its payloads must decode as
 /// (a union is an enum), or [`Any`](PldSpec::any); one for all of
@@ -72,8 +71,8 @@ impl<C> fmt::Debug for PldSpec<C> {
 fn check_as<T: DeserializeOwned + Send + Sync + 'static, C: Codec>(
     codec: &C,
     raw: &RawPayload,
-) -> Result<Box<dyn Any + Send + Sync>, PayloadError> {
-    Ok(Box::new(codec.decode_payload::<T>(raw)?))
+) -> Result<Decoded, PayloadError> {
+    Ok(Decoded::new(codec.decode_payload::<T>(raw)?))
 }
 
 /// The index of a payload message's phase in [`PldSpec::phases`].
@@ -238,7 +237,7 @@ impl<C: Codec> PldSpec<C> {
     }
 
     /// [`validate`](Self::validate), attaching the decoded value to the
-    /// message's payload (see `RawPayload::set_decoded`): the receive
+    /// message's payload (see `RawPayload::keep_decoded`): the receive
     /// path decodes a payload once.
     pub(crate) fn validate_keeping(
         &self,
@@ -253,7 +252,7 @@ impl<C: Codec> PldSpec<C> {
         match decode(check, codec, pld) {
             Ok(Some(value)) => {
                 if let Some(pld) = msg.pld_mut() {
-                    pld.set_decoded(value);
+                    pld.keep_decoded(value);
                 }
                 Ok(())
             }
@@ -268,7 +267,7 @@ fn decode<C>(
     check: Option<Check<C>>,
     codec: &C,
     raw: &RawPayload,
-) -> Result<Option<Box<dyn Any + Send + Sync>>, PayloadError> {
+) -> Result<Option<Decoded>, PayloadError> {
     check.map(|check| check(codec, raw)).transpose()
 }
 
