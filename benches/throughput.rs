@@ -19,6 +19,7 @@
 //! cargo bench --bench throughput            # the table
 //! cargo bench --bench throughput -- --json  # JSON lines
 //! cargo test --bench throughput -- --smoke  # a few thousand messages, counts checked (CI)
+//! cargo bench --bench throughput -- --only memory          # heap per idle context, per queued item
 //! cargo bench --bench throughput -- --soak   # 1 M contexts, 100 M items, RSS sampled (not in CI)
 //! cargo bench --bench throughput -- --soak quick            # 100 k contexts, 10 M items
 //! cargo bench --bench throughput -- --soak 200000 20000000  # CONTEXTS ITEMS
@@ -960,6 +961,12 @@ async fn measure(json: bool, smoke: bool, only: Option<String>) {
         let (raw, pp, open) = latencies(20_000).await;
         let (raw, pp, open) = (raw.us(0.5), pp.us(0.5), open.us(0.5));
         println!("p50 µs: raw ping-pong {raw:.1}, scipp ping-pong {pp:.1} ({:.2}×), open->Return {open:.1} ({:.2}×)", pp / raw, open / raw);
+        return;
+    }
+    if only.as_deref() == Some("memory") {
+        // `--only memory`: the memory part alone
+        let (per_ctx, per_msg) = memory(10_000, 10_000).await;
+        println!("heap per idle open context (10000 open, both ends): {per_ctx:.0} B; per queued Yield(int) (10000 queued): {per_msg:.0} B");
         return;
     }
     if only.is_some() {
