@@ -291,7 +291,12 @@ async fn a_reused_cid_is_checked_afresh_by_a_receive_side_that_saw_its_stream() 
     });
     let mut rx = child.layer(app);
     let mut receive = async |msg: Msg| {
-        rx.ready().await.unwrap().call(Inbound::Msg(msg)).await.unwrap();
+        rx.ready()
+            .await
+            .unwrap()
+            .call(Inbound::Msg(msg))
+            .await
+            .unwrap();
         match items.recv().await.unwrap() {
             Inbound::Msg(_) => None,
             Inbound::Invalid(e) => Some(e.detail().to_owned()),

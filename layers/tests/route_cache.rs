@@ -7,9 +7,9 @@
 use futures_util::{SinkExt, StreamExt};
 use scipp_codecs::msg::{self, Aid, Cid, Msg, Uid};
 use scipp_codecs::{msgpack::MsgpackCodec, Codec};
+use scipp_layers::examples;
 use scipp_layers::framing::{FrameCodec, FramingLayer};
 use scipp_layers::peer::{Channel, Peer};
-use scipp_layers::examples;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::io::DuplexStream;
@@ -82,7 +82,8 @@ async fn served_by_raw_parent() -> (Raw, Channel<C>) {
         io: FramingLayer::new().layer(theirs),
         uid: Uid::new("raw_parent", "u-parent"),
     };
-    raw.send(Msg::from(Aid::new("raw_parent", "u-parent"))).await;
+    raw.send(Msg::from(Aid::new("raw_parent", "u-parent")))
+        .await;
     let chan = within(server.accept(ours)).await.unwrap();
     assert!(matches!(raw.recv().await, Msg::Aid(_)));
     (raw, chan)

@@ -10,7 +10,7 @@ mod serde_impls;
 mod types;
 
 pub use self::ids::{Cid, Uid};
-pub use self::raw::{Decoded, RawPayload};
+pub use self::raw::RawPayload;
 pub use self::serde_impls::AddrParseError;
 pub use self::types::{
     Addr, Aid, CancelAck, Error, FuncType, Return, SpawnSpec, Start, StartAck, Started, Stop, Yield,

@@ -24,97 +24,12 @@ use std::hash::{Hash, Hasher};
 #[derive(Default)]
 pub struct RawPayload(Bytes, Option<Decoded>);
 
-/// A typed value already decoded from a payload's bytes, kept for the
-/// consumer that wants that type (see [`RawPayload::keep_decoded`]).
-///
-/// The small plain values a stream of numbers carries (`i64`, `u64`,
-/// `f64`, `bool`) are kept inline; anything else is boxed, once. Boxing
-/// an `i64` was an allocation and a free per received message, ~280
-/// instructions of the receive path's ~3 250 (callgrind, `BENCHMARKS.md`).
-///
-/// ```
-/// use scipp_codecs::msg::Decoded;
-/// let kept = Decoded::new(8i64);
-/// let kept = kept.take::<String>().unwrap_err(); // another type: handed back
-/// assert_eq!(kept.take::<i64>().ok(), Some(8));
-/// assert_eq!(Decoded::new(String::from("x")).take::<String>().ok().as_deref(), Some("x"));
-/// ```
-pub struct Decoded(Repr);
-
-enum Repr {
-    I64(i64),
-    U64(u64),
-    F64(f64),
-    Bool(bool),
-    Boxed(Box<dyn Any + Send + Sync>),
-}
-
-/// `value` as a `U` if it is one (no allocation, no unsafe: a downcast of
-/// an `Option` on the stack).
-fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
-    let mut slot = Some(value);
-    match (&mut slot as &mut dyn Any).downcast_mut::<Option<U>>() {
-        Some(u) => Ok(u.take().expect("filled above")),
-        None => Err(slot.expect("untouched")),
-    }
-}
-
-impl Decoded {
-    /// Keeps `value`: inline if it is a small plain value, else boxed.
-    pub fn new<T: Any + Send + Sync>(value: T) -> Self {
-        let value = match cast::<T, i64>(value) {
-            Ok(v) => return Decoded(Repr::I64(v)),
-            Err(value) => value,
-        };
-        let value = match cast::<T, u64>(value) {
-            Ok(v) => return Decoded(Repr::U64(v)),
-            Err(value) => value,
-        };
-        let value = match cast::<T, f64>(value) {
-            Ok(v) => return Decoded(Repr::F64(v)),
-            Err(value) => value,
-        };
-        match cast::<T, bool>(value) {
-            Ok(v) => Decoded(Repr::Bool(v)),
-            Err(value) => Decoded(Repr::Boxed(Box::new(value))),
-        }
-    }
-
-    /// The value if it is a `T`, else `self` back.
-    ///
-    /// # Errors
-    /// `self`, when the value is of another type.
-    pub fn take<T: 'static>(self) -> Result<T, Decoded> {
-        match self.0 {
-            Repr::I64(v) => cast(v).map_err(|v| Decoded(Repr::I64(v))),
-            Repr::U64(v) => cast(v).map_err(|v| Decoded(Repr::U64(v))),
-            Repr::F64(v) => cast(v).map_err(|v| Decoded(Repr::F64(v))),
-            Repr::Bool(v) => cast(v).map_err(|v| Decoded(Repr::Bool(v))),
-            Repr::Boxed(b) => b
-                .downcast::<T>()
-                .map(|v| *v)
-                .map_err(|b| Decoded(Repr::Boxed(b))),
-        }
-    }
-}
-
-impl From<Box<dyn Any + Send + Sync>> for Decoded {
-    fn from(value: Box<dyn Any + Send + Sync>) -> Self {
-        Decoded(Repr::Boxed(value))
-    }
-}
-
-impl fmt::Debug for Decoded {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Repr::I64(v) => write!(f, "Decoded({v})"),
-            Repr::U64(v) => write!(f, "Decoded({v})"),
-            Repr::F64(v) => write!(f, "Decoded({v})"),
-            Repr::Bool(v) => write!(f, "Decoded({v})"),
-            Repr::Boxed(_) => f.write_str("Decoded(..)"),
-        }
-    }
-}
+/// A typed value already decoded from the bytes (see
+/// [`RawPayload::set_decoded`]). Boxed once: a second box (to keep the
+/// empty case a thin pointer) cost an allocation and a free per received
+/// message (callgrind, `BENCHMARKS.md`); the price is 8 bytes more per
+/// payload (a `Msg` is 72 bytes instead of 64).
+type Decoded = Box<dyn Any + Send + Sync>;
 
 /// A clone carries the bytes, not the decoded value (that is taken once).
 impl Clone for RawPayload {
@@ -164,30 +79,17 @@ impl RawPayload {
     /// assert_eq!(raw.take_decoded::<i64>(), None); // taken once
     /// ```
     pub fn set_decoded(&mut self, value: Box<dyn Any + Send + Sync>) {
-        self.1 = Some(Decoded::from(value));
-    }
-
-    /// [`set_decoded`](Self::set_decoded) for a value kept as a
-    /// [`Decoded`] (small plain values without an allocation).
-    ///
-    /// ```
-    /// use scipp_codecs::msg::{Decoded, RawPayload};
-    /// let mut raw = RawPayload::from_static(&[0x08]);
-    /// raw.keep_decoded(Decoded::new(8i64));
-    /// assert_eq!(raw.take_decoded::<i64>(), Some(8));
-    /// ```
-    pub fn keep_decoded(&mut self, value: Decoded) {
         self.1 = Some(value);
     }
 
     /// Takes the attached decoded value if it is a `T`.
     pub fn take_decoded<T: 'static>(&mut self) -> Option<T> {
-        match self.1.take()?.take::<T>() {
-            Ok(value) => Some(value),
-            Err(other) => {
-                self.1 = Some(other);
-                None
-            }
+        let decoded = self.1.take()?;
+        if decoded.is::<T>() {
+            decoded.downcast::<T>().ok().map(|v| *v)
+        } else {
+            self.1 = Some(decoded);
+            None
         }
     }
 

@@ -78,7 +78,12 @@ impl Decoder for FrameCodec {
         // the inner codec read and checked the header a second time: ~100
         // instructions per frame, callgrind.)
         src.advance(HEADER_LEN);
-        Ok(Some(src.split_to(claimed).freeze()))
+        let body = src.split_to(claimed).freeze();
+        // as the inner codec did: room for the next header (this decides
+        // when the read buffer is reused or replaced, and so what the
+        // frames' slices keep alive)
+        src.reserve(HEADER_LEN.saturating_sub(src.len()));
+        Ok(Some(body))
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {

@@ -52,7 +52,8 @@ use tower::{Layer, Service};
 #[derive(Debug, Clone)]
 pub struct EnforceMsgTypeLayer {
     table: Arc<Dialogs>,
-    peer: Option<Uid>,
+    /// Shared with the services this layer makes.
+    peer: Option<Arc<Uid>>,
 }
 
 /// A channel's dialog table, and its generation published for readers
@@ -107,7 +108,7 @@ impl EnforceMsgTypeLayer {
 
     /// Attributes receive-side errors to this peer.
     pub fn peer(mut self, peer: Uid) -> Self {
-        self.peer = Some(peer);
+        self.peer = Some(Arc::new(peer));
         self
     }
 
@@ -145,7 +146,9 @@ impl<S> Layer<S> for EnforceMsgTypeLayer {
 pub struct EnforceMsgType<S> {
     inner: S,
     table: Arc<Dialogs>,
-    peer: Option<Uid>,
+    /// Shared: every context holds a clone of the send stack, this
+    /// service included (8 bytes here, not a `Uid`'s 48).
+    peer: Option<Arc<Uid>>,
     /// The receive side's last `Yield` that was legal and changed nothing,
     /// with the table's generation: while that generation holds, the
     /// next `Yield` of that cid is the same no-op, checked without the
@@ -205,7 +208,7 @@ where
                     &msg,
                     why.state,
                     why.expected,
-                    self.peer.as_ref(),
+                    self.peer.as_deref(),
                 )),
             },
             invalid => invalid,

@@ -4,6 +4,7 @@ use crate::future::ResponseFuture;
 use crate::{BoxError, Inbound};
 use scipp_codecs::msg::{Msg, MsgKind, Uid};
 use scipp_codecs::Codec;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
@@ -43,7 +44,8 @@ use tower::{Layer, Service};
 pub struct ValidatePayloadLayer<C> {
     codec: C,
     specs: PayloadSpecs<C>,
-    peer: Option<Uid>,
+    /// Shared with the services this layer makes.
+    peer: Option<Arc<Uid>>,
     strict: bool,
 }
 
@@ -60,7 +62,7 @@ impl<C: Codec> ValidatePayloadLayer<C> {
 
     /// Attributes receive-side errors to this peer.
     pub fn peer(mut self, peer: Uid) -> Self {
-        self.peer = Some(peer);
+        self.peer = Some(Arc::new(peer));
         self
     }
 
@@ -95,7 +97,9 @@ pub struct ValidatePayload<S, C> {
     specs: PayloadSpecs<C>,
     /// The receive side's last lookup (a stream names one cid over and over).
     last_spec: SpecCache<C>,
-    peer: Option<Uid>,
+    /// Shared: every context holds a clone of the send stack, this
+    /// service included (8 bytes here, not a `Uid`'s 48).
+    peer: Option<Arc<Uid>>,
     strict: bool,
 }
 
@@ -127,7 +131,7 @@ where
                 let spec = self.specs.get_cached(cid, &mut self.last_spec);
                 // the decoded value rides along: the context takes it
                 // instead of decoding the payload a second time
-                match spec.validate_keeping(&self.codec, &mut msg, self.peer.as_ref()) {
+                match spec.validate_keeping(&self.codec, &mut msg, self.peer.as_deref()) {
                     Ok(()) => Inbound::Msg(msg),
                     Err(e) => Inbound::Invalid(e),
                 }
