@@ -219,7 +219,7 @@ impl<'a> envelope::Read<'a> for Reader<'a> {
         let start = self.pos;
         // a fixint is its one byte (a stream of small ints: every payload)
         if let Some(&b) = self.frame.get(start) {
-            if b < 0x80 || b >= 0xe0 {
+            if !(0x80..0xe0).contains(&b) {
                 self.pos += 1;
                 return Ok(self.frame.slice(start..self.pos));
             }
