@@ -19,7 +19,17 @@
 //! cargo bench --bench throughput            # the table
 //! cargo bench --bench throughput -- --json  # JSON lines
 //! cargo test --bench throughput -- --smoke  # a few thousand messages, counts checked (CI)
+//! cargo bench --bench throughput -- --only memory          # heap per idle context, per queued item
+//! cargo bench --bench throughput -- --soak   # 1 M contexts, 100 M items, RSS sampled (not in CI)
+//! cargo bench --bench throughput -- --soak quick            # 100 k contexts, 10 M items
+//! cargo bench --bench throughput -- --soak 200000 20000000  # CONTEXTS ITEMS
 //! ```
+//!
+//! - **soak** (`--soak`): one channel to a child process; contexts opened
+//!   and closed one after another (a few at a time), each streaming its
+//!   share of the items; both processes' RSS (`VmRSS`) sampled every
+//!   second. After the warm-up (the first fifth of the contexts) RSS must
+//!   stay flat: growth under 8 MiB in each process, or the run fails.
 #![allow(unsafe_code)] // the counting global allocator
 
 use bytes::Bytes;
@@ -659,6 +669,155 @@ async fn memory(contexts: usize, queued: usize) -> (f64, f64) {
     (per_context, per_queued)
 }
 
+// ---- soak ---------------------------------------------------------------------
+
+/// The size of a soak run.
+#[derive(Debug, Clone, Copy)]
+struct Soak {
+    contexts: u64,
+    items: u64,
+}
+
+impl Soak {
+    /// `[quick | CONTEXTS [ITEMS]]` after `--soak` (the issue's size by
+    /// default: 1 M contexts, 100 M items).
+    fn from_args(args: &[String]) -> Soak {
+        let mut size = Soak {
+            contexts: 1_000_000,
+            items: 100_000_000,
+        };
+        let numbers: Vec<u64> = args.iter().map_while(|a| a.parse().ok()).collect();
+        if args.first().map(String::as_str) == Some("quick") {
+            size = Soak {
+                contexts: 100_000,
+                items: 10_000_000,
+            };
+        } else if let Some(&contexts) = numbers.first() {
+            size.contexts = contexts.max(1);
+            size.items = numbers.get(1).copied().unwrap_or(contexts * 100);
+        }
+        size
+    }
+}
+
+/// `VmRSS` of process `pid` (`self` for this one), in bytes.
+fn rss(pid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// How much a process's RSS may grow after the warm-up.
+const SOAK_GROWTH_LIMIT: u64 = 8 << 20;
+
+/// One channel, `size.contexts` contexts opened and closed (`WORKERS` at a
+/// time), each streaming `size.items / size.contexts` `Yield(int)`s from
+/// the child; both processes' RSS sampled every second. Returns whether
+/// RSS stayed flat after the warm-up.
+async fn soak(size: Soak) -> bool {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Arc;
+    const WORKERS: u64 = 4;
+    let per_context = size.items / size.contexts;
+    let child = ChildProc::spawn("scipp", "msgpack", Transport::Tcp);
+    let child_pid = child.0.id().to_string();
+    let chan = peer(MsgpackCodec::new())
+        .channel(connect(&child.1).await)
+        .await
+        .unwrap();
+    println!(
+        "soak: one channel, {} contexts opened and closed ({WORKERS} at a time), {per_context} Yield(int) each ({} items)",
+        size.contexts,
+        per_context * size.contexts
+    );
+    let (next, done, items) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (chan, next, done, items) =
+                (chan.clone(), next.clone(), done.clone(), items.clone());
+            tokio::spawn(async move {
+                let kwargs = StreamKwargs {
+                    n: per_context,
+                    kind: Kind::Int,
+                };
+                while next.fetch_add(1, Ordering::Relaxed) < size.contexts {
+                    let got = receive_n::<MsgpackCodec, i64>(&chan, &kwargs).await;
+                    assert_eq!(got, per_context, "every item arrives, once");
+                    items.fetch_add(got, Ordering::Relaxed);
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    let sample = |samples: &mut Vec<(f64, u64, u64, u64, u64)>| {
+        let s = (
+            start.elapsed().as_secs_f64(),
+            done.load(Ordering::Relaxed),
+            items.load(Ordering::Relaxed),
+            rss("self"),
+            rss(&child_pid),
+        );
+        println!(
+            "{:>8.1} s {:>10} contexts {:>12} items   rss: this {:>7.1} MiB, child {:>7.1} MiB",
+            s.0,
+            s.1,
+            s.2,
+            s.3 as f64 / 1048576.0,
+            s.4 as f64 / 1048576.0
+        );
+        samples.push(s);
+    };
+    println!("    time      contexts done      items");
+    sample(&mut samples);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    while done.load(Ordering::Relaxed) < size.contexts {
+        tick.tick().await;
+        sample(&mut samples);
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    sample(&mut samples);
+    let took = start.elapsed();
+    assert_eq!(chan.open_contexts(), 0, "every context closed");
+    // warm-up: the first fifth of the contexts
+    let warm = size.contexts / 5;
+    let after: Vec<_> = samples.iter().filter(|s| s.1 >= warm).collect();
+    let growth = |rss: fn(&&(f64, u64, u64, u64, u64)) -> u64| {
+        let base = after.first().map_or(0, rss);
+        let max = after.iter().map(rss).max().unwrap_or(0);
+        max.saturating_sub(base)
+    };
+    let (this, child_growth) = (growth(|s| s.3), growth(|s| s.4));
+    let flat = after.len() >= 2 && this < SOAK_GROWTH_LIMIT && child_growth < SOAK_GROWTH_LIMIT;
+    println!(
+        "soak: {} contexts, {} items in {:.1} s ({:.0} items/s, {:.0} contexts/s); after warm-up ({} samples from {warm} contexts on): RSS growth this {:.2} MiB, child {:.2} MiB (limit {} MiB): {}",
+        size.contexts,
+        items.load(Ordering::Relaxed),
+        took.as_secs_f64(),
+        items.load(Ordering::Relaxed) as f64 / took.as_secs_f64(),
+        size.contexts as f64 / took.as_secs_f64(),
+        after.len(),
+        this as f64 / 1048576.0,
+        child_growth as f64 / 1048576.0,
+        SOAK_GROWTH_LIMIT >> 20,
+        if flat { "flat" } else if after.len() < 2 { "too short to tell" } else { "GROWING" }
+    );
+    drop(chan);
+    drop(child);
+    flat
+}
+
 // ---- the run ------------------------------------------------------------------
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -750,6 +909,15 @@ fn main() {
         let count = args[i + 2].parse().expect("--profile SIDE COUNT");
         let _ = PROFILE.set(Profile { side, count });
     }
+    if let Some(i) = args.iter().position(|a| a == "--soak") {
+        let size = Soak::from_args(&args[i + 1..]);
+        let rt = runtime();
+        let flat = rt.block_on(async move { tokio::spawn(soak(size)).await.unwrap() });
+        if !flat {
+            std::process::exit(1);
+        }
+        return;
+    }
     let json = args.iter().any(|a| a == "--json");
     let smoke = args.iter().any(|a| a == "--smoke");
     // `--only msgpack/tcp/int`: one stream case, nothing else (for profiling)
@@ -794,6 +962,12 @@ async fn measure(json: bool, smoke: bool, only: Option<String>) {
         let (raw, pp, open) = latencies(20_000).await;
         let (raw, pp, open) = (raw.us(0.5), pp.us(0.5), open.us(0.5));
         println!("p50 µs: raw ping-pong {raw:.1}, scipp ping-pong {pp:.1} ({:.2}×), open->Return {open:.1} ({:.2}×)", pp / raw, open / raw);
+        return;
+    }
+    if only.as_deref() == Some("memory") {
+        // `--only memory`: the memory part alone
+        let (per_ctx, per_msg) = memory(10_000, 10_000).await;
+        println!("heap per idle open context (10000 open, both ends): {per_ctx:.0} B; per queued Yield(int) (10000 queued): {per_msg:.0} B");
         return;
     }
     if only.is_some() {

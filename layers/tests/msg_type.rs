@@ -6,7 +6,7 @@ use scipp_codecs::{msgpack::MsgpackCodec, Codec};
 use scipp_layers::msg_type::{EnforceMsgTypeLayer, Side};
 use scipp_layers::payload::Problem;
 use scipp_layers::{BoxError, Inbound, MsgTypeError};
-use tower::{Layer, ServiceExt};
+use tower::{Layer, Service, ServiceExt};
 
 #[derive(Clone, Copy)]
 enum Dir {
@@ -275,4 +275,53 @@ async fn messages_of_unknown_or_finished_dialogs_pass_to_the_router() {
     )
     .await;
     assert!(refused(&v).is_empty());
+}
+
+/// One receive service kept across a dialog's end and a new dialog on the
+/// same cid: the receive side remembers its last legal `Yield` (to skip
+/// the table's lock on a stream), and that memory must not outlive the
+/// dialog it was about.
+#[tokio::test]
+async fn a_reused_cid_is_checked_afresh_by_a_receive_side_that_saw_its_stream() {
+    let child = EnforceMsgTypeLayer::new();
+    let (items_tx, mut items) = tokio::sync::mpsc::unbounded_channel();
+    let app = tower::service_fn(move |i: Inbound| {
+        let tx = items_tx.clone();
+        async move { tx.send(i).map_err(|_| BoxError::from("gone")) }
+    });
+    let mut rx = child.layer(app);
+    let mut receive = async |msg: Msg| {
+        rx.ready()
+            .await
+            .unwrap()
+            .call(Inbound::Msg(msg))
+            .await
+            .unwrap();
+        match items.recv().await.unwrap() {
+            Inbound::Msg(_) => None,
+            Inbound::Invalid(e) => Some(e.detail().to_owned()),
+        }
+    };
+    let send = |msg: Msg| {
+        let sink = tower::service_fn(|_: Msg| async { Ok::<_, BoxError>(()) });
+        child.layer(sink).oneshot(msg)
+    };
+    assert_eq!(receive(start()).await, None);
+    send(ack(FuncType::Context)).await.unwrap();
+    send(started()).await.unwrap();
+    for v in 0..3 {
+        assert_eq!(receive(yld(v)).await, None, "a stream of Yields passes");
+    }
+    send(ret()).await.unwrap();
+    assert_eq!(child.live_dialogs(), 0);
+    // the same cid again: before our Started, a Yield is out of state,
+    // however many of that cid's Yields passed in the dialog before
+    assert_eq!(receive(start()).await, None);
+    let refused = receive(yld(9)).await;
+    assert!(
+        refused.as_deref().is_some_and(|d| d.contains("Started")),
+        "{refused:?}"
+    );
+    send(started()).await.unwrap();
+    assert_eq!(receive(yld(10)).await, None);
 }

@@ -351,8 +351,15 @@ fn opt_u64<'a, R: Read<'a>>(r: &mut R) -> Result<Option<u64>> {
     })
 }
 
+/// A cid, compared as bytes with the last one decoded before any UTF-8
+/// check: a stream's messages repeat it (see [`Cid::reuse_bytes`]).
 fn read_cid<'a, R: Read<'a>>(r: &mut R) -> Result<Cid> {
-    r.str("str").map(Cid::reuse)
+    let bytes = r.str_bytes("str")?;
+    Cid::reuse_bytes(bytes).map_err(|e| {
+        DecodeError::new(DecodeErrorKind::Malformed(format!(
+            "invalid UTF-8 in str: {e}"
+        )))
+    })
 }
 
 const UID: &str = "array of 2 str";

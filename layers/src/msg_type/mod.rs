@@ -28,6 +28,7 @@ use crate::payload::MsgTypeError;
 use crate::{BoxError, Inbound};
 use scipp_codecs::msg::{Cid, Msg, Uid};
 use state::DialogTable;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
@@ -50,10 +51,31 @@ use tower::{Layer, Service};
 /// ```
 #[derive(Debug, Clone)]
 pub struct EnforceMsgTypeLayer {
-    table: Arc<Mutex<DialogTable>>,
-    /// Shared: the send stack is cloned per context, and a `Uid` is two
-    /// strings.
+    table: Arc<Dialogs>,
+    /// Shared with the services this layer makes.
     peer: Option<Arc<Uid>>,
+}
+
+/// A channel's dialog table, and its generation published for readers
+/// that skip the lock (see [`EnforceMsgType`]'s receive side).
+#[derive(Debug)]
+struct Dialogs {
+    table: Mutex<DialogTable>,
+    /// The table's generation after its last change.
+    generation: AtomicU64,
+}
+
+impl Dialogs {
+    /// Runs `f` on the locked table and publishes its generation.
+    fn update<R>(&self, f: impl FnOnce(&mut DialogTable) -> R) -> R {
+        let mut table = lock(&self.table);
+        let before = table.generation();
+        let out = f(&mut table);
+        if table.generation() != before {
+            self.generation.store(table.generation(), Ordering::Release);
+        }
+        out
+    }
 }
 
 impl Default for EnforceMsgTypeLayer {
@@ -76,7 +98,10 @@ impl EnforceMsgTypeLayer {
 
     fn with_table(table: DialogTable) -> Self {
         EnforceMsgTypeLayer {
-            table: Arc::new(Mutex::new(table)),
+            table: Arc::new(Dialogs {
+                table: Mutex::new(table),
+                generation: AtomicU64::new(0),
+            }),
             peer: None,
         }
     }
@@ -89,12 +114,12 @@ impl EnforceMsgTypeLayer {
 
     /// How many dialogs are live.
     pub fn live_dialogs(&self) -> usize {
-        lock(&self.table).live()
+        lock(&self.table.table).live()
     }
 
     /// Which side of dialog `cid` we are on, while it is live.
     pub fn side(&self, cid: &Cid) -> Option<Side> {
-        lock(&self.table).side(cid)
+        lock(&self.table.table).side(cid)
     }
 }
 
@@ -111,6 +136,7 @@ impl<S> Layer<S> for EnforceMsgTypeLayer {
             inner,
             table: self.table.clone(),
             peer: self.peer.clone(),
+            last_yield: None,
         }
     }
 }
@@ -119,16 +145,45 @@ impl<S> Layer<S> for EnforceMsgTypeLayer {
 #[derive(Debug, Clone)]
 pub struct EnforceMsgType<S> {
     inner: S,
-    table: Arc<Mutex<DialogTable>>,
-    /// Shared: the send stack is cloned per context, and a `Uid` is two
-    /// strings.
+    table: Arc<Dialogs>,
+    /// Shared: every context holds a clone of the send stack, this
+    /// service included (8 bytes here, not a `Uid`'s 48).
     peer: Option<Arc<Uid>>,
+    /// The receive side's last `Yield` that was legal and changed nothing,
+    /// with the table's generation: while that generation holds, the
+    /// next `Yield` of that cid is the same no-op, checked without the
+    /// table's lock and hash (a stream is a run of these).
+    last_yield: Option<(Cid, u64)>,
 }
 
 impl<S> EnforceMsgType<S> {
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
+    }
+}
+
+impl<S> EnforceMsgType<S> {
+    /// [`DialogTable::on_rx`], through the `last_yield` cache.
+    fn check_rx(&mut self, msg: &Msg) -> Result<(), state::Illegal> {
+        let Msg::Yield(y) = msg else {
+            return self.table.update(|t| t.on_rx(msg));
+        };
+        // read before deciding: a change racing with this check bumps the
+        // generation, and the next Yield looks again
+        let now = self.table.generation.load(Ordering::Acquire);
+        if matches!(&self.last_yield, Some((cid, g)) if *g == now && *cid == y.cid) {
+            return Ok(());
+        }
+        let (outcome, unchanged) = self.table.update(|t| {
+            let before = t.generation();
+            let outcome = t.on_rx(msg);
+            (outcome, (t.generation() == before).then_some(before))
+        });
+        if let (Ok(()), Some(generation)) = (&outcome, unchanged) {
+            self.last_yield = Some((y.cid.clone(), generation));
+        }
+        outcome
     }
 }
 
@@ -147,7 +202,7 @@ where
 
     fn call(&mut self, item: Inbound) -> Self::Future {
         let item = match item {
-            Inbound::Msg(msg) => match lock(&self.table).on_rx(&msg) {
+            Inbound::Msg(msg) => match self.check_rx(&msg) {
                 Ok(()) => Inbound::Msg(msg),
                 Err(why) => Inbound::Invalid(MsgTypeError::out_of_state(
                     &msg,
@@ -176,7 +231,7 @@ where
     }
 
     fn call(&mut self, msg: Msg) -> Self::Future {
-        if let Err(why) = lock(&self.table).on_tx(&msg) {
+        if let Err(why) = self.table.update(|t| t.on_tx(&msg)) {
             let err = MsgTypeError::out_of_state(&msg, why.state, why.expected, None).on_send();
             return ResponseFuture::ready(Err(Box::new(err)));
         }

@@ -69,6 +69,10 @@ enum Handshake {
 pub(crate) struct DialogTable {
     handshake: Handshake,
     dialogs: CidMap<(Side, Phase)>,
+    /// Bumped by every change of a dialog (opened, moved on, finished):
+    /// while it stays the same, a message that was legal and changed
+    /// nothing is legal again and changes nothing.
+    generation: u64,
 }
 
 impl DialogTable {
@@ -80,7 +84,12 @@ impl DialogTable {
                 Handshake::Done
             },
             dialogs: CidMap::default(),
+            generation: 0,
         }
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub(crate) fn live(&self) -> usize {
@@ -128,6 +137,7 @@ impl DialogTable {
                 start.cid.clone(),
                 (Side::Child, Phase::Serving { started: false }),
             );
+            self.generation += 1;
             return Ok(());
         }
         // Messages of unknown or finished dialogs, and cid-less errors, are
@@ -210,8 +220,12 @@ impl DialogTable {
             }
             (_, Phase::Serving { .. }, _) => return illegal("Yield, Stop or Error"),
         };
+        let changed = done || *phase != before;
         if done {
             self.dialogs.remove(cid);
+        }
+        if changed {
+            self.generation += 1;
         }
         Ok(())
     }
@@ -227,6 +241,7 @@ impl DialogTable {
             }
             self.dialogs
                 .insert(start.cid.clone(), (Side::Parent, Phase::AwaitAck));
+            self.generation += 1;
             return Ok(());
         }
         let Some(cid) = msg.cid() else { return Ok(()) };
@@ -277,8 +292,12 @@ impl DialogTable {
                 return illegal("StartAck, Started, Yield, Stop, Return or Error")
             }
         };
+        let changed = done || *phase != before;
         if done {
             self.dialogs.remove(cid);
+        }
+        if changed {
+            self.generation += 1;
         }
         Ok(())
     }

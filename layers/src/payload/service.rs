@@ -44,8 +44,7 @@ use tower::{Layer, Service};
 pub struct ValidatePayloadLayer<C> {
     codec: C,
     specs: PayloadSpecs<C>,
-    /// Shared: the send stack is cloned per context, and a `Uid` is two
-    /// strings.
+    /// Shared with the services this layer makes.
     peer: Option<Arc<Uid>>,
     strict: bool,
 }
@@ -98,8 +97,8 @@ pub struct ValidatePayload<S, C> {
     specs: PayloadSpecs<C>,
     /// The receive side's last lookup (a stream names one cid over and over).
     last_spec: SpecCache<C>,
-    /// Shared: the send stack is cloned per context, and a `Uid` is two
-    /// strings.
+    /// Shared: every context holds a clone of the send stack, this
+    /// service included (8 bytes here, not a `Uid`'s 48).
     peer: Option<Arc<Uid>>,
     strict: bool,
 }

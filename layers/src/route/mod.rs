@@ -27,7 +27,7 @@ use crate::relay::RemoteError;
 use crate::{BoxError, Inbound};
 use scipp_codecs::msg::{self, Cid, FuncType, Msg, StartAck};
 use scipp_codecs::Codec;
-use state::{Delivery, Shared, TryDeliver};
+use state::{Delivery, RouteCache, Shared, TryDeliver};
 use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -45,6 +45,8 @@ pub struct Router<C> {
     /// The peer's policy, for invalid items that belong to no context;
     /// made when the first one arrives (most channels never see one).
     orphans: Arc<tokio::sync::Mutex<Option<Verdicts>>>,
+    /// The last context delivered to (see [`Shared::try_deliver`]).
+    route_cache: RouteCache,
 }
 
 impl<C> Clone for Router<C> {
@@ -52,6 +54,7 @@ impl<C> Clone for Router<C> {
         Router {
             shared: self.shared.clone(),
             orphans: self.orphans.clone(),
+            route_cache: None,
         }
     }
 }
@@ -69,6 +72,7 @@ impl<C: Codec> Router<C> {
         Router {
             shared,
             orphans: Arc::default(),
+            route_cache: None,
         }
     }
 }
@@ -106,7 +110,7 @@ impl<C: Codec> Service<Inbound> for Router<C> {
             },
             // The usual case: room in the queue, nothing cloned, no future
             // to allocate.
-            item => match self.shared.try_deliver(item) {
+            item => match self.shared.try_deliver(item, &mut self.route_cache) {
                 TryDeliver::Done => done(),
                 TryDeliver::Full(delivery, cid, item) => {
                     RouterFuture::boxed(deliver(self.shared.clone(), delivery, cid, item))

@@ -49,6 +49,28 @@ impl Queue {
         // every critical section is one push, pop or flag update
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Queues `item`, or hands it back; `wait_for_room` marks a sender as
+    /// waiting when the queue is full. Closed once the reader is gone, or
+    /// once every counted sender is (for a [`Pusher`]).
+    fn push(&self, item: Inbound, wait_for_room: bool) -> Result<(), TrySendError<Inbound>> {
+        let mut state = self.state();
+        if state.no_reader || state.no_senders {
+            return Err(TrySendError::Closed(item));
+        }
+        if state.items.len() >= self.cap {
+            state.senders_wait |= wait_for_room;
+            return Err(TrySendError::Full(item));
+        }
+        state.items.push_back(item);
+        let wake = std::mem::take(&mut state.reader_waits);
+        drop(state);
+        if wake {
+            // stores a permit if the reader has not started waiting yet
+            self.readable.notify_one();
+        }
+        Ok(())
+    }
 }
 
 /// A bounded queue of `cap` items (at least 1).
@@ -71,6 +93,16 @@ pub(crate) fn channel(cap: usize) -> (Sender, Receiver) {
 
 pub(crate) struct Sender(Arc<Queue>);
 
+/// A queue handle that is not counted as a sender (see [`Sender::pusher`]).
+pub(crate) struct Pusher(Arc<Queue>);
+
+impl Pusher {
+    /// Queues `item` if there is room and the queue still has a sender.
+    pub(crate) fn try_send(&self, item: Inbound) -> Result<(), TrySendError<Inbound>> {
+        self.0.push(item, false)
+    }
+}
+
 impl Clone for Sender {
     fn clone(&self) -> Self {
         self.0.senders.fetch_add(1, Ordering::Relaxed);
@@ -90,28 +122,21 @@ impl Drop for Sender {
 impl Sender {
     /// Queues `item` if there is room.
     pub(crate) fn try_send(&self, item: Inbound) -> Result<(), TrySendError<Inbound>> {
-        self.push(item, false)
+        self.0.push(item, false)
     }
 
     /// Queues `item`, or hands it back; `wait_for_room` marks this sender
     /// as waiting when the queue is full.
     fn push(&self, item: Inbound, wait_for_room: bool) -> Result<(), TrySendError<Inbound>> {
-        let mut state = self.0.state();
-        if state.no_reader {
-            return Err(TrySendError::Closed(item));
-        }
-        if state.items.len() >= self.0.cap {
-            state.senders_wait |= wait_for_room;
-            return Err(TrySendError::Full(item));
-        }
-        state.items.push_back(item);
-        let wake = std::mem::take(&mut state.reader_waits);
-        drop(state);
-        if wake {
-            // stores a permit if the reader has not started waiting yet
-            self.0.readable.notify_one();
-        }
-        Ok(())
+        self.0.push(item, wait_for_room)
+    }
+
+    /// A handle that queues like this sender without counting as one: the
+    /// router caches it for the last context it delivered to. Once every
+    /// sender is gone, its pushes fail as `Closed`, so a context whose
+    /// slot was removed gets nothing more through a cached handle.
+    pub(crate) fn pusher(&self) -> Pusher {
+        Pusher(self.0.clone())
     }
 
     /// Queues `item`, waiting for room.
@@ -286,5 +311,21 @@ mod tests {
         drop(rx);
         assert!(blocked.await.unwrap());
         assert!(matches!(tx.try_send(item(2)), Err(TrySendError::Closed(_))));
+    }
+
+    #[tokio::test]
+    async fn a_pusher_is_closed_once_the_senders_are_gone() {
+        let (tx, mut rx) = channel(4);
+        let pusher = tx.pusher();
+        pusher.try_send(item(0)).unwrap();
+        assert_eq!(cid(&rx.recv().await.unwrap()), "c0");
+        drop(tx);
+        // the context's slot (its sender) is gone: a cached handle must not
+        // reach its reader any more
+        assert!(matches!(
+            pusher.try_send(item(1)),
+            Err(TrySendError::Closed(_))
+        ));
+        assert!(rx.recv().await.is_none(), "the reader sees the end");
     }
 }

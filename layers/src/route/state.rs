@@ -14,6 +14,7 @@ use futures_util::future::Either;
 use scipp_codecs::msg::{self, Cid, Msg, Uid};
 use scipp_codecs::Codec;
 use scipp_codecs::WireProfile;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use tokio::sync::mpsc;
@@ -158,8 +159,16 @@ pub(crate) struct Shared<C> {
     close_reason: std::sync::OnceLock<String>,
     pub(crate) actor_cancel: CancellationToken,
     slots: Mutex<CidMap<Slot>>,
+    /// Bumped under the `slots` lock by every insert and removal: a
+    /// [`RouteCache`] entry of an older generation is stale.
+    slots_generation: AtomicU64,
     orphans: mpsc::Sender<Orphan>,
 }
+
+/// The router's last delivery: the cid, the slot table's generation then,
+/// and its queue. A stream's messages all name one cid; a hit skips the
+/// table's lock and hash.
+pub(crate) type RouteCache = Option<(Cid, u64, queue::Pusher)>;
 
 impl<C> Shared<C> {
     #[allow(clippy::too_many_arguments)]
@@ -196,6 +205,7 @@ impl<C> Shared<C> {
             close_reason: std::sync::OnceLock::new(),
             actor_cancel: CancellationToken::new(),
             slots: Mutex::new(CidMap::default()),
+            slots_generation: AtomicU64::new(0),
             orphans,
         }
     }
@@ -226,23 +236,59 @@ impl<C> Shared<C> {
         }
         let (tx, rx) = queue::channel(self.queue);
         slots.insert(cid.clone(), Slot { tx, child });
+        self.slots_generation.fetch_add(1, Ordering::Release);
         Ok(rx)
     }
 
     pub(crate) fn close_slot(&self, cid: &Cid) {
-        self.slots().remove(cid);
+        let removed = {
+            let mut slots = self.slots();
+            let removed = slots.remove(cid);
+            self.slots_generation.fetch_add(1, Ordering::Release);
+            removed
+        };
+        drop(removed);
         self.specs.remove(cid);
     }
 
     /// Hands `item` to its context's queue without waiting (and without
     /// cloning the queue's sender). A full queue gives the item back with a
     /// sender to wait on.
-    pub(crate) fn try_deliver(&self, item: Inbound) -> TryDeliver {
+    ///
+    /// Through `cache`: while the slot table has not changed since the
+    /// cached lookup, a message for the cached cid goes straight to its
+    /// queue (no lock of the table, no hash). Anything else (another cid,
+    /// a full or closed queue) takes the table's path and refreshes the
+    /// cache.
+    pub(crate) fn try_deliver(&self, item: Inbound, cache: &mut RouteCache) -> TryDeliver {
         use tokio::sync::mpsc::error::TrySendError;
+        // read before the push: a change racing with it bumps the
+        // generation past the one cached, and the next call looks again
+        let generation = self.slots_generation.load(Ordering::Acquire);
+        let item = match (&*cache, item.cid()) {
+            (Some((cached, g, queue)), Some(cid)) if *g == generation && cached == cid => {
+                match queue.try_send(item) {
+                    Ok(()) => return TryDeliver::Done,
+                    Err(TrySendError::Full(item) | TrySendError::Closed(item)) => item,
+                }
+            }
+            _ => item,
+        };
         let slots = self.slots();
-        let Some(slot) = item.cid().and_then(|cid| slots.get(cid)) else {
+        let Some((cid, slot)) = item.cid().and_then(|cid| slots.get_key_value(cid)) else {
             return TryDeliver::NoContext(item);
         };
+        // exact: bumps happen under this lock
+        let generation = self.slots_generation.load(Ordering::Acquire);
+        let fresh = !matches!(&*cache, Some((c, g, _)) if *g == generation && c == cid);
+        if fresh {
+            *cache = Some((cid.clone(), generation, slot.tx.pusher()));
+        }
+        Self::try_send_slot(slot, item)
+    }
+
+    fn try_send_slot(slot: &Slot, item: Inbound) -> TryDeliver {
+        use tokio::sync::mpsc::error::TrySendError;
         match slot.tx.try_send(item) {
             Ok(()) | Err(TrySendError::Closed(_)) => TryDeliver::Done,
             Err(TrySendError::Full(item)) => {
@@ -308,7 +354,11 @@ impl<C> Shared<C> {
     pub(crate) fn on_transport_closed(&self, reason: impl Into<String>) {
         let _ = self.close_reason.set(reason.into());
         self.closed.cancel();
-        let slots: Vec<Slot> = self.slots().drain().map(|(_, s)| s).collect();
+        let slots: Vec<Slot> = {
+            let mut slots = self.slots();
+            self.slots_generation.fetch_add(1, Ordering::Release);
+            slots.drain().map(|(_, s)| s).collect()
+        };
         for slot in slots {
             if let Some(child) = slot.child {
                 child.token.cancel();
