@@ -59,7 +59,10 @@ async fn many_concurrent_senders_each_keep_their_order_and_lose_nothing() {
         let frame = frame.unwrap();
         let tag = frame[0];
         let seq = u32::from_le_bytes(frame[1..5].try_into().unwrap());
-        assert_eq!(seq, next[tag as usize], "sender {tag}: out of order or lost");
+        assert_eq!(
+            seq, next[tag as usize],
+            "sender {tag}: out of order or lost"
+        );
         assert_eq!(frame, tagged(tag, seq, size_of_item(seq)), "bytes");
         next[tag as usize] += 1;
     }
@@ -84,7 +87,12 @@ async fn a_reader_that_stops_bounds_what_the_senders_get_out() {
             let (mut w, sent) = (writer.clone(), sent.clone());
             tokio::spawn(async move {
                 for seq in 0..n {
-                    w.ready().await.unwrap().call(tagged(tag, seq, 1024)).await.unwrap();
+                    w.ready()
+                        .await
+                        .unwrap()
+                        .call(tagged(tag, seq, 1024))
+                        .await
+                        .unwrap();
                     sent.fetch_add(1, Ordering::SeqCst);
                 }
             })
@@ -94,7 +102,10 @@ async fn a_reader_that_stops_bounds_what_the_senders_get_out() {
     tokio::time::sleep(Duration::from_secs(3600)).await;
     let stuck_at = sent.load(Ordering::SeqCst);
     // on the way: the pipe (4 KiB), the batch being written, the queue
-    assert!(stuck_at <= 4 + 2 * queue, "{stuck_at} frames past a stopped reader");
+    assert!(
+        stuck_at <= 4 + 2 * queue,
+        "{stuck_at} frames past a stopped reader"
+    );
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert_eq!(sent.load(Ordering::SeqCst), stuck_at, "and stays there");
     let mut rx = FramedRead::new(b, FrameCodec::new(1 << 20));
@@ -117,7 +128,12 @@ async fn dropping_every_handle_writes_what_was_queued_then_closes() {
     let mut other = writer.clone();
     for i in 0..8u8 {
         let w = if i % 2 == 0 { &mut writer } else { &mut other };
-        w.ready().await.unwrap().call(Bytes::from(vec![i; 40])).await.unwrap();
+        w.ready()
+            .await
+            .unwrap()
+            .call(Bytes::from(vec![i; 40]))
+            .await
+            .unwrap();
     }
     drop((writer, other));
     let mut rx = FramedRead::new(b, FrameCodec::new(1 << 20));
@@ -135,9 +151,21 @@ async fn a_writer_that_fails_wakes_its_waiting_senders_with_an_error() {
     let mut blocked = writer.clone();
     // the task takes the first frame and blocks writing it; the second
     // fills the queue, so `blocked` waits for room
-    writer.ready().await.unwrap().call(Bytes::from(vec![1; 64])).await.unwrap();
+    writer
+        .ready()
+        .await
+        .unwrap()
+        .call(Bytes::from(vec![1; 64]))
+        .await
+        .unwrap();
     tokio::task::yield_now().await;
-    writer.ready().await.unwrap().call(Bytes::from(vec![2; 64])).await.unwrap();
+    writer
+        .ready()
+        .await
+        .unwrap()
+        .call(Bytes::from(vec![2; 64]))
+        .await
+        .unwrap();
     let waiting = tokio::spawn(async move { blocked.ready().await.map(|_| ()) });
     tokio::task::yield_now().await;
     assert!(!waiting.is_finished());
@@ -160,7 +188,13 @@ async fn an_oversize_frame_fails_its_call_and_the_writer_goes_on() {
         .unwrap_err();
     assert!(err.to_string().contains("exceeds"), "{err}");
     // its room came back
-    writer.ready().await.unwrap().call(Bytes::from_static(b"ok")).await.unwrap();
+    writer
+        .ready()
+        .await
+        .unwrap()
+        .call(Bytes::from_static(b"ok"))
+        .await
+        .unwrap();
     let mut rx = FramedRead::new(b, FrameCodec::new(8));
     assert_eq!(rx.next().await.unwrap().unwrap(), "ok");
 }
