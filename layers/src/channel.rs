@@ -1,17 +1,14 @@
 //! Running a stack on a transport: the read loop that feeds frames into a
 //! receive stack, and the writer that the send stack ends in.
 
-use crate::framing::{Frame, FrameCodec, FrameError};
+use crate::framing::{Frame, FrameCodec, FrameError, HEADER_LEN};
 use crate::BoxError;
-use bytes::Bytes;
-use futures_util::{SinkExt, Stream, StreamExt};
-use std::task::{Context, Poll};
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::{SendError, TrySendError};
-use tokio::sync::mpsc::OwnedPermit;
-use tokio_util::codec::FramedWrite;
-use tokio_util::sync::{CancellationToken, ReusableBoxFuture};
+use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceExt};
 
 /// Why a channel's read loop ended.
@@ -97,38 +94,111 @@ where
 /// # }
 /// ```
 pub struct Writer {
-    /// Kept to make clones from whatever state `state` is in.
-    tx: mpsc::Sender<Frame>,
-    state: Slot,
+    shared: Arc<Shared>,
+    /// `poll_ready` reserved room for one frame, which the next `call`
+    /// takes.
+    reserved: bool,
 }
 
-/// Where a [`Writer`] is between `poll_ready` and `call`.
+/// What the handles of a [`Writer`] share with its task.
 ///
-/// Hand-written instead of tokio-util's `PollSender`, which goes through
-/// its boxed acquire future on every `poll_ready`: that was ~1 100 of the
-/// ~4 000 instructions a `Yield(int)` cost to send (callgrind). Here a
-/// queue with room costs one `try_reserve_owned`; only a full queue
-/// waits on a boxed future.
-enum Slot {
-    /// No room reserved.
-    Idle(mpsc::Sender<Frame>),
-    /// Room for one frame, taken by the next `call`.
-    Reserved(OwnedPermit<Frame>),
-    /// The queue was full: waiting for room.
-    Waiting(ReusableBoxFuture<'static, Result<OwnedPermit<Frame>, SendError<()>>>),
-    /// The writer task has stopped.
-    Stopped,
+/// Hand-written instead of an mpsc of frames (a measured hot path, issue
+/// 14): a sender appends its frame, length prefix and all, to the one
+/// batch under a short lock and wakes the task only when it is parked;
+/// the task swaps the whole batch out and writes it. The mpsc cost a
+/// queue slot, its atomics and a pop per frame, and the task then copied
+/// each frame into its write buffer anyway.
+struct Shared {
+    state: Mutex<State>,
+    codec: FrameCodec,
+    /// Frames queued (and rooms reserved) before senders wait.
+    cap: usize,
+}
+
+#[derive(Default)]
+struct State {
+    pending: Pending,
+    /// Frames in `pending`.
+    queued: usize,
+    /// Rooms reserved by `poll_ready`, not yet used by a `call`.
+    reserved: usize,
+    /// Live `Writer` handles: at none, the task writes what is queued and
+    /// ends.
+    handles: usize,
+    /// The writer task, while it waits for frames.
+    task: Option<Waker>,
+    /// The writer task has ended.
+    stopped: bool,
+}
+
+/// Frames on their way, in order: the small ones copied into `batch`
+/// (length prefixes included), the big ones kept in their own buffers,
+/// each with the offset in `batch` it goes out at.
+#[derive(Default)]
+struct Pending {
+    batch: BytesMut,
+    big: Vec<(usize, [u8; HEADER_LEN], Bytes, Bytes)>,
+    /// Senders waiting for room, woken when this is taken.
+    waiting: Vec<Waker>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Swaps what is queued into `into` (which must be empty) and wakes
+    /// the senders that waited for room. `Ready(false)` once every handle
+    /// is gone and nothing is left; `Pending` (registering the task) while
+    /// there is nothing to write.
+    fn take(&self, into: &mut Pending, cx: Option<&mut Context<'_>>) -> Poll<bool> {
+        let mut st = self.lock();
+        if st.queued > 0 {
+            std::mem::swap(&mut st.pending, into);
+            // the waiting senders' wakers came along, to be woken now
+            st.queued = 0;
+            drop(st);
+            for w in into.waiting.drain(..) {
+                w.wake();
+            }
+            return Poll::Ready(true);
+        }
+        if st.handles == 0 {
+            return Poll::Ready(false);
+        }
+        if let Some(cx) = cx {
+            match &st.task {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => st.task = Some(cx.waker().clone()),
+            }
+        }
+        Poll::Pending
+    }
+
+    fn wake_waiting(&self, mut st: std::sync::MutexGuard<'_, State>) {
+        let waiting = std::mem::take(&mut st.pending.waiting);
+        drop(st);
+        waiting.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// Marks the writer stopped however its task ends (error, abort, panic):
+/// waiting senders wake to an error instead of waiting for ever.
+struct StopOnDrop(Arc<Shared>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.stopped = true;
+        self.0.wake_waiting(st);
+    }
 }
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = match &self.state {
-            Slot::Idle(_) => "idle",
-            Slot::Reserved(_) => "reserved",
-            Slot::Waiting(_) => "waiting for room",
-            Slot::Stopped => "stopped",
-        };
-        f.debug_struct("Writer").field("state", &state).finish()
+        f.debug_struct("Writer")
+            .field("reserved", &self.reserved)
+            .finish_non_exhaustive()
     }
 }
 
@@ -136,9 +206,31 @@ impl Clone for Writer {
     /// A new handle on the same writer task, without the original's
     /// reserved room.
     fn clone(&self) -> Self {
+        self.shared.lock().handles += 1;
         Writer {
-            tx: self.tx.clone(),
-            state: Slot::Idle(self.tx.clone()),
+            shared: self.shared.clone(),
+            reserved: false,
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        st.handles -= 1;
+        let task = if st.handles == 0 {
+            st.task.take()
+        } else {
+            None
+        };
+        if self.reserved {
+            st.reserved -= 1;
+            self.shared.wake_waiting(st);
+        } else {
+            drop(st);
+        }
+        if let Some(task) = task {
+            task.wake();
         }
     }
 }
@@ -173,82 +265,88 @@ impl Writer {
     where
         W: AsyncWrite + Send + Unpin + 'static,
     {
-        let (tx, mut rx) = mpsc::channel::<Frame>(queue.max(1));
-        let task = tokio::spawn(async move {
-            let mut sink = FramedWrite::new(io, codec);
-            loop {
-                let first = tokio::select! {
-                    biased;
-                    first = rx.recv() => first,
-                    () = shutdown.cancelled() => break,
-                };
-                let Some(first) = first else {
-                    return sink.close().await;
-                };
-                put(&mut sink, first).await?;
-                // No yield before a lone frame: it let ready tasks join the
-                // write, but measured with the harness on worker threads it
-                // cost latency (stream ping-pong p50 ~2.0x -> ~1.4x raw
-                // without it) and bought no throughput.
-                while let Ok(next) = rx.try_recv() {
-                    put(&mut sink, next).await?;
-                }
-                sink.flush().await?;
-            }
-            let last_words = async {
-                while let Ok(next) = rx.try_recv() {
-                    put(&mut sink, next).await?;
-                }
-                sink.close().await
-            };
-            tokio::time::timeout(SHUTDOWN_GRACE, last_words)
-                .await
-                .unwrap_or(Ok(()))
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                handles: 1,
+                ..State::default()
+            }),
+            codec,
+            cap: queue.max(1),
         });
+        let task = tokio::spawn(write_loop(io, shared.clone(), shutdown));
         (
             Writer {
-                tx: tx.clone(),
-                state: Slot::Idle(tx),
+                shared,
+                reserved: false,
             },
             task,
         )
     }
 }
 
-/// Frames at least this big skip the write buffer: they go to the
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut io: W,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) -> Result<(), FrameError> {
+    let _stop = StopOnDrop(shared.clone());
+    let mut taken = Pending::default();
+    loop {
+        let more = tokio::select! {
+            biased;
+            more = std::future::poll_fn(|cx| shared.take(&mut taken, Some(cx))) => more,
+            () = shutdown.cancelled() => break,
+        };
+        if !more {
+            io.flush().await?;
+            io.shutdown().await?;
+            return Ok(());
+        }
+        // No yield before a lone frame: it let ready tasks join the
+        // write, but measured with the harness on worker threads it
+        // cost latency (stream ping-pong p50 ~2.0x -> ~1.4x raw
+        // without it) and bought no throughput.
+        write_pending(&mut io, &mut taken).await?;
+        io.flush().await?;
+    }
+    let last_words = async {
+        if let Poll::Ready(true) = shared.take(&mut taken, None) {
+            write_pending(&mut io, &mut taken).await?;
+        }
+        io.flush().await?;
+        io.shutdown().await?;
+        Ok(())
+    };
+    tokio::time::timeout(SHUTDOWN_GRACE, last_words)
+        .await
+        .unwrap_or(Ok(()))
+}
+
+/// Frames at least this big skip the write batch: they go to the
 /// transport from their own buffers (length prefix, head and tail in one
 /// vectored write) instead of being copied into the batch first. Smaller
 /// frames are batched, one flush per burst.
 const DIRECT_WRITE_MIN: usize = 16 * 1024;
 
-/// Queues `frame` in the batch, or writes a big one straight through
-/// (after what is already batched, to keep the order).
-async fn put<W: AsyncWrite + Unpin>(
-    sink: &mut FramedWrite<W, FrameCodec>,
-    frame: Frame,
-) -> Result<(), FrameError> {
-    let (head, tail) = frame.into_parts();
-    let tail = match tail {
-        // the common case first, as it was before frames had tails
-        None if head.len() < DIRECT_WRITE_MIN => return sink.feed(head).await,
-        tail => tail.unwrap_or_default(),
-    };
-    let header = sink.encoder().header(head.len() + tail.len())?;
-    if head.len() + tail.len() < DIRECT_WRITE_MIN {
-        // into the batch in one copy, as `feed` would (flushing first at
-        // the same mark)
-        if sink.write_buffer().len() >= sink.backpressure_boundary() {
-            sink.flush().await?;
-        }
-        let batch = sink.write_buffer_mut();
-        batch.reserve(header.len() + head.len() + tail.len());
-        batch.extend_from_slice(&header);
-        batch.extend_from_slice(&head);
-        batch.extend_from_slice(&tail);
-        return Ok(());
+/// A write batch that grew past this is not kept for the next one.
+const BATCH_KEEP_MAX: usize = 256 * 1024;
+
+/// Writes what was taken, in order, and leaves it empty for the next swap.
+async fn write_pending<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    taken: &mut Pending,
+) -> std::io::Result<()> {
+    let mut at = 0;
+    for (offset, header, head, tail) in taken.big.drain(..) {
+        io.write_all(&taken.batch[at..offset]).await?;
+        at = offset;
+        write_all_vectored(io, &mut [&header[..], &head[..], &tail[..]]).await?;
     }
-    sink.flush().await?;
-    write_all_vectored(sink.get_mut(), &mut [&header[..], &head[..], &tail[..]]).await?;
+    io.write_all(&taken.batch[at..]).await?;
+    taken.batch.clear();
+    if taken.batch.capacity() > BATCH_KEEP_MAX {
+        taken.batch = BytesMut::new();
+    }
     Ok(())
 }
 
@@ -324,43 +422,61 @@ impl Writer {
     }
 
     fn reserve(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        loop {
-            self.state = match std::mem::replace(&mut self.state, Slot::Stopped) {
-                Slot::Reserved(permit) => {
-                    self.state = Slot::Reserved(permit);
-                    return Poll::Ready(Ok(()));
-                }
-                Slot::Idle(tx) => match tx.try_reserve_owned() {
-                    Ok(permit) => Slot::Reserved(permit),
-                    Err(TrySendError::Full(tx)) => {
-                        Slot::Waiting(ReusableBoxFuture::new(tx.reserve_owned()))
-                    }
-                    Err(TrySendError::Closed(_)) => return Poll::Ready(Err(stopped())),
-                },
-                Slot::Waiting(mut room) => match room.poll(cx) {
-                    Poll::Pending => {
-                        self.state = Slot::Waiting(room);
-                        return Poll::Pending;
-                    }
-                    Poll::Ready(Ok(permit)) => Slot::Reserved(permit),
-                    Poll::Ready(Err(_)) => return Poll::Ready(Err(stopped())),
-                },
-                Slot::Stopped => return Poll::Ready(Err(stopped())),
-            };
+        if self.reserved {
+            return Poll::Ready(Ok(()));
         }
+        let mut st = self.shared.lock();
+        if st.stopped {
+            return Poll::Ready(Err(stopped()));
+        }
+        if st.queued + st.reserved < self.shared.cap {
+            st.reserved += 1;
+            self.reserved = true;
+            return Poll::Ready(Ok(()));
+        }
+        let waker = cx.waker();
+        if !st.pending.waiting.iter().any(|w| w.will_wake(waker)) {
+            st.pending.waiting.push(waker.clone());
+        }
+        Poll::Pending
     }
 
     fn send(&mut self, frame: Frame) -> std::future::Ready<Result<(), BoxError>> {
-        match std::mem::replace(&mut self.state, Slot::Stopped) {
-            Slot::Reserved(permit) => {
-                self.state = Slot::Idle(permit.send(frame));
-                std::future::ready(Ok(()))
-            }
-            other => {
-                self.state = other;
-                std::future::ready(Err("Writer::call without a ready poll_ready".into()))
-            }
+        if !std::mem::take(&mut self.reserved) {
+            return std::future::ready(Err("Writer::call without a ready poll_ready".into()));
         }
+        let (head, tail) = frame.into_parts();
+        let tail = tail.unwrap_or_default();
+        let len = head.len() + tail.len();
+        let header = self.shared.codec.header(len);
+        let mut st = self.shared.lock();
+        st.reserved -= 1;
+        let header = match header {
+            Ok(header) if !st.stopped => header,
+            Ok(_) => return std::future::ready(Err(stopped())),
+            Err(e) => {
+                // the room goes back; the channel goes on
+                self.shared.wake_waiting(st);
+                return std::future::ready(Err(e.into()));
+            }
+        };
+        let pending = &mut st.pending;
+        if len < DIRECT_WRITE_MIN {
+            pending.batch.reserve(HEADER_LEN + len);
+            pending.batch.extend_from_slice(&header);
+            pending.batch.extend_from_slice(&head);
+            pending.batch.extend_from_slice(&tail);
+        } else {
+            let at = pending.batch.len();
+            pending.big.push((at, header, head, tail));
+        }
+        st.queued += 1;
+        let task = st.task.take();
+        drop(st);
+        if let Some(task) = task {
+            task.wake();
+        }
+        std::future::ready(Ok(()))
     }
 }
 
