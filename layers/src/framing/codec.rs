@@ -60,6 +60,14 @@ impl Default for FrameCodec {
     }
 }
 
+/// Whether a frame of `claimed` bytes is read into a buffer of its own
+/// size: one of at least a quarter of [`READ_CHUNK`] (smaller ones share
+/// read-ahead room) that the bound on what a claim may make us allocate,
+/// [`READ_AHEAD`], allows (bigger ones grow step by step).
+fn is_big(claimed: usize) -> bool {
+    (READ_CHUNK / 4..=READ_AHEAD).contains(&claimed)
+}
+
 impl Decoder for FrameCodec {
     type Item = Bytes;
     type Error = FrameError;
@@ -75,15 +83,31 @@ impl Decoder for FrameCodec {
             });
         }
         let missing = (HEADER_LEN + claimed).saturating_sub(src.len());
+        let big = is_big(claimed);
         if missing > 0 {
-            // LengthDelimitedCodec would reserve the whole claimed length
-            // here; grow only a bounded step ahead of what has arrived.
-            let room = if claimed < READ_CHUNK / 4 {
-                READ_CHUNK
-            } else {
-                missing
-            };
-            src.reserve(room.min(READ_AHEAD));
+            if big && src.capacity() - src.len() < missing {
+                // A big frame gets a buffer of exactly its size, and only
+                // what has arrived of it (in the steady state its header)
+                // is moved there: the reads then end at its last byte.
+                // Growing the buffer instead reallocated it, copying
+                // everything in it, and let the read run into the next
+                // frame, whose bytes the next growth copied again: one
+                // frame-sized copy per 64 KiB frame, 45 % of a `Blob`
+                // stream's instructions (callgrind, BENCHMARKS.md).
+                let mut exact = BytesMut::with_capacity(HEADER_LEN + claimed);
+                exact.extend_from_slice(src);
+                *src = exact;
+            } else if !big {
+                // LengthDelimitedCodec would reserve the whole claimed
+                // length here; grow only a bounded step ahead of what has
+                // arrived.
+                let room = if claimed < READ_CHUNK / 4 {
+                    READ_CHUNK
+                } else {
+                    missing
+                };
+                src.reserve(room.min(READ_AHEAD));
+            }
             return Ok(None);
         }
         // The whole frame is buffered: split the body off. (Handing this to
@@ -91,10 +115,18 @@ impl Decoder for FrameCodec {
         // instructions per frame, callgrind.)
         src.advance(HEADER_LEN);
         let body = src.split_to(claimed).freeze();
-        // as the inner codec did: room for the next header (this decides
-        // when the read buffer is reused or replaced, and so what the
-        // frames' slices keep alive)
-        src.reserve(HEADER_LEN.saturating_sub(src.len()));
+        if big && src.is_empty() {
+            // Read the next header alone: if it is another big frame, its
+            // own buffer is made from four bytes, not from a read-ahead
+            // that would have to be moved. (The one spent buffer stays with
+            // the frame.)
+            *src = BytesMut::with_capacity(HEADER_LEN);
+        } else {
+            // as the inner codec did: room for the next header (this
+            // decides when the read buffer is reused or replaced, and so
+            // what the frames' slices keep alive)
+            src.reserve(HEADER_LEN.saturating_sub(src.len()));
+        }
         Ok(Some(body))
     }
 
