@@ -93,10 +93,17 @@ impl<C: Codec> Service<Inbound> for Router<C> {
     fn call(&mut self, item: Inbound) -> Self::Future {
         let done = || RouterFuture::ready(Ok(()));
         match item {
-            Inbound::Msg(Msg::Start(start)) => match open_endpoint(&self.shared, start) {
-                Ok(opened) => opened.start(self.shared.clone()),
-                Err(start) => RouterFuture::boxed(on_start(self.shared.clone(), *start)),
-            },
+            Inbound::Msg(Msg::Start(start)) if is_plain_start(&self.shared, &start) => {
+                match open_endpoint(&self.shared, start) {
+                    Ok(opened) => opened.start(self.shared.clone()),
+                    Err(NotOpened { start, why }) => {
+                        RouterFuture::boxed(not_opened(self.shared.clone(), *start, why))
+                    }
+                }
+            }
+            Inbound::Msg(Msg::Start(start)) => {
+                RouterFuture::boxed(on_start(self.shared.clone(), *start))
+            }
             item if item.cid().is_none() => match item {
                 Inbound::Invalid(_) => RouterFuture::boxed(judge_orphan(
                     self.shared.clone(),
@@ -218,24 +225,34 @@ struct Opened<C> {
     place: Arc<str>,
 }
 
-/// The common case of [`on_start`] without an `.await`: a `Start` from
-/// the channel's peer for a registered endpoint, with room for its
-/// context. Anything else is handed back for `on_start`, which decides
-/// (and answers) exactly as before.
+/// Whether a `Start` goes straight to [`open_endpoint`]: it comes from
+/// the channel's peer and is not one of the runtime's own requests
+/// (`self.cancel`, `self._cancel_task`), which [`on_start`] answers.
+fn is_plain_start<C>(shared: &Shared<C>, start: &msg::Start) -> bool {
+    start.uid == shared.peer
+        && !(start.ns == "self" && matches!(start.func.as_str(), "_cancel_task" | "cancel"))
+}
+
+/// A `Start` whose endpoint could not be opened, and why: `None` when no
+/// endpoint of that name is registered.
+struct NotOpened {
+    start: Box<msg::Start>,
+    why: Option<ContextError>,
+}
+
+/// Opens the context of a `Start` for a registered endpoint, without an
+/// `.await`: the router's future is then [`Opened::start`].
 ///
-/// Split out because `on_start`'s future, with every rare path's
-/// awaits, is big: boxing it cost ~1 000 instructions a call, and the
-/// `StartAck` went through a clone of the send stack (callgrind, 64
-/// concurrent unary callers, `benches/peers`).
+/// No `async fn` with every path's awaits: boxing that future cost
+/// ~1 000 instructions a call, and the `StartAck` went through a clone of
+/// the send stack (callgrind, 64 concurrent unary callers,
+/// `benches/peers`).
 fn open_endpoint<C: Codec>(
     shared: &Arc<Shared<C>>,
     start: Box<msg::Start>,
-) -> Result<Opened<C>, Box<msg::Start>> {
-    if start.uid != shared.peer || start.ns == "self" {
-        return Err(start);
-    }
+) -> Result<Opened<C>, NotOpened> {
     let Some(endpoint) = shared.endpoints.get(&start.ns, &start.func) else {
-        return Err(start);
+        return Err(NotOpened { start, why: None });
     };
     let place: Arc<str> = Arc::from(place(&start.ns, &start.func));
     shared.specs.set_new(&start.cid, &endpoint.spec);
@@ -246,10 +263,12 @@ fn open_endpoint<C: Codec>(
         place.clone(),
     ) {
         Ok(opened) => opened,
-        Err(_) => {
-            // on_start opens it again, and refuses the `Start` as it should
+        Err(e) => {
             shared.specs.remove(&start.cid);
-            return Err(start);
+            return Err(NotOpened {
+                start,
+                why: Some(e),
+            });
         }
     };
     Ok(Opened {
@@ -260,6 +279,28 @@ fn open_endpoint<C: Codec>(
         kwargs: start.kwargs,
         place,
     })
+}
+
+/// Answers a `Start` that [`open_endpoint`] could not open: an unknown
+/// endpoint, or too many open contexts, is refused with an `Error` and
+/// the channel goes on; anything else fails the router.
+async fn not_opened<C: Codec>(
+    shared: Arc<Shared<C>>,
+    start: msg::Start,
+    why: Option<ContextError>,
+) -> Result<(), BoxError> {
+    let place = place(&start.ns, &start.func);
+    match why {
+        None => refuse(&shared, &start, &place).await,
+        Some(ContextError::TooManyContexts { limit }) => {
+            tracing::warn!(peer = %shared.peer.name, limit, "refusing a Start: too many open contexts");
+            let why = format!(
+                "too many open contexts on this channel (limit {limit}); `{place}` was not started"
+            );
+            refuse_with(&shared, &start, "RuntimeError", &why).await
+        }
+        Some(e) => Err(e.into()),
+    }
 }
 
 impl<C: Codec> Opened<C> {
@@ -321,8 +362,9 @@ async fn run_first_poll(
     Ok(())
 }
 
+/// A `Start` that [`is_plain_start`] leaves to the runtime: one that
+/// names another peer, or the runtime's own cancel requests.
 async fn on_start<C: Codec>(shared: Arc<Shared<C>>, start: msg::Start) -> Result<(), BoxError> {
-    let place = place(&start.ns, &start.func);
     if start.uid != shared.peer {
         // tractor HEAD takes its whole runtime down on this; we refuse the
         // one Start and keep serving.
@@ -332,58 +374,12 @@ async fn on_start<C: Codec>(shared: Arc<Shared<C>>, start: msg::Start) -> Result
         ))
         .await;
     }
-    if start.ns == "self" {
-        match start.func.as_str() {
-            "_cancel_task" => return cancel_task(shared, start).await,
-            "cancel" => return cancel_actor(shared, start).await,
-            // other runtime methods (the registry's) are endpoints under
-            // `self` when this peer serves them
-            _ => {}
-        }
+    // `self._cancel_task` or `self.cancel` (is_plain_start)
+    if start.func == "_cancel_task" {
+        cancel_task(shared, start).await
+    } else {
+        cancel_actor(shared, start).await
     }
-    let Some(endpoint) = shared.endpoints.get(&start.ns, &start.func) else {
-        return refuse(&shared, &start, &place).await;
-    };
-
-    let (functype, spec, service) = (
-        endpoint.functype,
-        endpoint.spec.clone(),
-        endpoint.service.clone(),
-    );
-    shared.specs.set_new(&start.cid, &spec);
-    let (ctx, handle) = match ChildContext::open(
-        shared.clone(),
-        start.cid.clone(),
-        functype,
-        Arc::from(place.as_str()),
-    ) {
-        Ok(opened) => opened,
-        Err(ContextError::TooManyContexts { limit }) => {
-            shared.specs.remove(&start.cid);
-            tracing::warn!(peer = %shared.peer.name, limit, "refusing a Start: too many open contexts");
-            let why = format!(
-                "too many open contexts on this channel (limit {limit}); `{place}` was not started"
-            );
-            return refuse_with(&shared, &start, "RuntimeError", &why).await;
-        }
-        Err(e) => return Err(e.into()),
-    };
-    shared
-        .send(Msg::StartAck(StartAck {
-            cid: start.cid.clone(),
-            functype,
-        }))
-        .await?;
-    let call = Call {
-        ctx,
-        kwargs: start.kwargs,
-    };
-    let span = tracing::debug_span!("endpoint", cid = start.cid.as_str(), func = place.as_str(), side = "child", peer = %shared.peer.name);
-    run_first_poll(Box::pin(tracing::Instrument::instrument(
-        handle.run(shared.clone(), functype, service.oneshot(call)),
-        span,
-    )))
-    .await
 }
 
 /// An unknown endpoint: an `Error` instead of a `StartAck`, as tractor does.
