@@ -14,6 +14,8 @@ use scipp::{examples, MsgpackCodec};
 use std::path::Path;
 use std::time::Duration;
 use tower::Layer;
+#[path = "support/client_script.rs"]
+mod client_script;
 #[path = "support/transcripts.rs"]
 mod support;
 use support::{normalise_text, unhex};
@@ -83,38 +85,17 @@ async fn replay_server_role(path: &Path) -> usize {
     let (ours, theirs) = tokio::io::duplex(1 << 20);
     let server = recorded_server();
     // the accepting side answers in the client's wire profile
-    let mut serving = Some(tokio::spawn(async move { server.accept(ours).await }));
-    let mut client = FramingLayer::new().layer(theirs);
-    let mut channel = None;
-    let mut compared = 0;
-    for f in file["frames"].as_array().unwrap() {
-        let at = format!("{} seq {}", path.display(), f["seq"]);
-        let body = Bytes::from(unhex(f["hex"].as_str().unwrap())).slice(4..);
-        if f["dir"] == "c2s" {
-            client
-                .send(body)
-                .await
-                .unwrap_or_else(|e| panic!("{at}: send: {e}"));
-            if f["msg_type"] == "Aid" {
-                // our Aid goes out once the client's arrived
-                channel = Some(serving.take().unwrap().await.unwrap().unwrap());
-            }
-            continue;
-        }
-        let ours = tokio::time::timeout(Duration::from_secs(10), client.next())
-            .await
-            .unwrap_or_else(|_| panic!("{at}: the peer sent nothing (expected {})", f["msg_type"]))
-            .unwrap_or_else(|| panic!("{at}: the peer closed"))
-            .unwrap();
+    let serving = tokio::spawn(async move { server.accept(ours).await });
+    let client = FramingLayer::new().layer(theirs);
+    let frames = file["frames"].as_array().unwrap();
+    client_script::play(path, frames, client, serving, |at, ours, body| {
         assert_eq!(
-            decode(&ours),
-            decode(&body),
+            decode(ours),
+            decode(body),
             "{at}: our server's frame differs from the recording"
         );
-        compared += 1;
-    }
-    drop(channel);
-    compared
+    })
+    .await
 }
 
 #[tokio::test]

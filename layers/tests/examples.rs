@@ -12,19 +12,18 @@
 //! Then Python's keyword checks: an unexpected keyword argument, for an
 //! RPC and for a context, is a boxed `TypeError` worded like CPython's.
 
-use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use scipp_codecs::msgpack::MsgpackCodec;
 use scipp_layers::framing::FramingLayer;
 use scipp_layers::peer::Peer;
 use scipp_layers::{examples, route::Endpoints};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use tower::Layer;
+#[path = "../../tests/support/client_script.rs"]
+mod client_script;
 #[path = "../../tests/support/transcripts.rs"]
 mod support;
-use support::{normalise_text, read_transcript, unhex, vectors_dir as vectors};
+use support::{normalise_text, read_transcript, vectors_dir as vectors};
 
 /// The exception line of a traceback: its last unindented `Type: message`
 /// (or bare `Type`) line, with the type's module path (Python's `a.b.` or
@@ -131,37 +130,16 @@ async fn replay(path: &Path) -> usize {
         .unwrap_or_else(|| "scipp_peer".to_owned());
     let server = Peer::new(&server_name, MsgpackCodec::new()).endpoints(examples::scipp_peer());
     let (ours, theirs) = tokio::io::duplex(1 << 22);
-    let mut serving = Some(tokio::spawn(async move { server.accept(ours).await }));
-    let mut client = FramingLayer::new().layer(theirs);
-    let mut channel = None;
-    let mut compared = 0;
-    for f in frames {
-        let at = format!("{} seq {}", path.display(), f["seq"]);
-        let body = Bytes::from(unhex(f["hex"].as_str().unwrap())).slice(4..);
-        if f["dir"] == "c2s" {
-            client
-                .send(body)
-                .await
-                .unwrap_or_else(|e| panic!("{at}: send: {e}"));
-            if f["msg_type"] == "Aid" {
-                channel = Some(serving.take().unwrap().await.unwrap().unwrap());
-            }
-            continue;
-        }
-        let sent = tokio::time::timeout(Duration::from_secs(10), client.next())
-            .await
-            .unwrap_or_else(|_| panic!("{at}: our peer sent nothing (expected {})", f["msg_type"]))
-            .unwrap_or_else(|| panic!("{at}: our peer closed"))
-            .unwrap();
-        let (ours, recorded) = (decode(&sent), decode(&body));
+    let serving = tokio::spawn(async move { server.accept(ours).await });
+    let client = FramingLayer::new().layer(theirs);
+    client_script::play(path, frames, client, serving, |at, sent, body| {
+        let (ours, recorded) = (decode(sent), decode(body));
         assert!(
             ours == recorded,
             "{at}: the example endpoint's frame differs from the recorded actor's\n ours:     {ours}\n recorded: {recorded}"
         );
-        compared += 1;
-    }
-    drop(channel);
-    compared
+    })
+    .await
 }
 
 /// The example endpoints, as `examples.rs` documents them.
